@@ -1,0 +1,129 @@
+"""Groups decoded source transactions into target batches (pure).
+
+A batch normally holds whole source transactions only, so its checkpoint is the end LSN of
+its last transaction. A transaction too large for one batch is cut into chunks that the
+writer parks in a spill table; the checkpoint only moves with the chunk that carries its
+commit. Memory is therefore bounded by the batch limits, not by transaction size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamer.normalize.records import Canonical, Rejection
+
+ROW_OVERHEAD_BYTES = 256
+
+
+@dataclass(slots=True)
+class TxnChunk:
+    """Rows of one source transaction (all of it, or a part of a large one)."""
+
+    commit_time_us: int
+    end_lsn: int | None = None  # None: the transaction continues in a later batch
+    continues_spill: bool = False  # earlier chunks of this transaction were spilled
+    canonical: list[Canonical] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.canonical) + len(self.rejected)
+
+
+@dataclass(slots=True)
+class Batch:
+    chunks: list[TxnChunk]
+    checkpoint_lsn: int | None  # end LSN of the last whole transaction; None: do not move
+    rows: int
+    nbytes: int
+
+    @property
+    def transactions(self) -> int:
+        return sum(1 for chunk in self.chunks if chunk.end_lsn is not None)
+
+
+class BatchBuilder:
+    """Accumulates Begin / row / Commit events; says when a batch is due and hands it out."""
+
+    def __init__(self, max_rows: int, max_bytes: int, timeout_s: float) -> None:
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self._done: list[TxnChunk] = []
+        self._done_rows = 0
+        self._done_bytes = 0
+        self._open: TxnChunk | None = None
+        self._open_bytes = 0
+        self._oldest: float | None = None  # when the oldest pending row/txn arrived
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._open is not None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing received that is not yet handed out (an open transaction counts)."""
+        return not self._done and self._open is None
+
+    def begin(self, commit_time_us: int, now: float) -> None:
+        self._open = TxnChunk(commit_time_us)
+        self._open_bytes = 0
+        if self._oldest is None:
+            self._oldest = now
+
+    def add(self, record: Canonical | Rejection, nbytes: int) -> None:
+        chunk = self._open
+        assert chunk is not None, "row outside a transaction"
+        if type(record) is Canonical:
+            chunk.canonical.append(record)
+        else:
+            chunk.rejected.append(record)  # type: ignore[arg-type]
+        self._open_bytes += nbytes + ROW_OVERHEAD_BYTES
+
+    def commit(self, end_lsn: int) -> None:
+        chunk = self._open
+        assert chunk is not None, "commit outside a transaction"
+        chunk.end_lsn = end_lsn
+        self._done.append(chunk)
+        self._done_rows += chunk.rows
+        self._done_bytes += self._open_bytes
+        self._open = None
+        self._open_bytes = 0
+
+    def _open_full(self) -> bool:
+        chunk = self._open
+        return chunk is not None and (
+            chunk.rows >= self.max_rows or self._open_bytes >= self.max_bytes
+        )
+
+    def ready(self, now: float, idle: bool) -> bool:
+        """A batch is due: limits reached, or whole transactions waited long enough, or the
+        stream is drained and the writer idle (low latency at low rates)."""
+        if self._open_full():
+            return True
+        if not self._done:
+            return False
+        if self._done_rows >= self.max_rows or self._done_bytes >= self.max_bytes:
+            return True
+        return idle or (self._oldest is not None and now - self._oldest >= self.timeout_s)
+
+    def take(self, now: float) -> Batch:
+        """Hand out whole transactions, plus the open one's rows when it outgrew a batch."""
+        chunks, rows, nbytes = self._done, self._done_rows, self._done_bytes
+        checkpoint = chunks[-1].end_lsn if chunks else None
+        if self._open_full():
+            assert self._open is not None
+            partial = self._open
+            chunks.append(partial)
+            rows += partial.rows
+            nbytes += self._open_bytes
+            self._open = TxnChunk(partial.commit_time_us, continues_spill=True)
+            self._open_bytes = 0
+        self._done, self._done_rows, self._done_bytes = [], 0, 0
+        self._oldest = now if self._open is not None else None
+        return Batch(chunks, checkpoint, rows, nbytes)
+
+    def abandon_open(self) -> None:
+        """Forget a transaction in progress (shutdown): it is re-sent after restart."""
+        self._open = None
+        self._open_bytes = 0

@@ -1,0 +1,191 @@
+"""Frozen settings built from a mapping (the environment, a `.env` file, CLI flags).
+
+Tests pass plain dicts. Everything that later reaches SQL text (slot, publication, table
+names) is validated here, before any connection is opened.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg.conninfo
+
+from streamer.errors import ConfigError
+
+NAME_RE = re.compile(r"^[a-z0-9_]{1,63}$")
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+DEFAULT_BATCH_SIZE = 5000
+DEFAULT_BATCH_TIMEOUT_MS = 100
+
+# env name -> (fallback env name or None)
+ENV_FALLBACKS: Mapping[str, str] = {
+    "SOURCE_DATABASE_URL": "DATALAKE_DATABASE_URL",
+    "TARGET_DATABASE_URL": "DATABASE_URL",
+}
+
+
+def normalize_url(url: str, what: str) -> str:
+    """Accept libpq URLs and SQLAlchemy `postgresql+psycopg://` URLs; return a libpq one."""
+    url = url.strip()
+    url = re.sub(r"^postgres(?:ql)?\+[a-z0-9_]+://", "postgresql://", url)
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigError(
+            f"{what} is not a valid PostgreSQL URL or conninfo string",
+            hint="use the form postgresql://user@host:5432/dbname",
+        ) from None
+    return url
+
+
+def describe_url(url: str) -> str:
+    """`user@host:port/dbname` for messages; never includes the password."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<invalid url>"
+    user = params.get("user") or ""
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    db = params.get("dbname") or user
+    return f"{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def _redacted(url: str | None) -> str:
+    return "None" if url is None else repr(describe_url(url))
+
+
+def split_table(name: str, what: str) -> tuple[str, str]:
+    """`schema.table` or `table` (schema public) → validated (schema, table)."""
+    parts = name.split(".")
+    if len(parts) == 1:
+        parts = ["public", parts[0]]
+    if len(parts) != 2 or not all(IDENT_RE.match(p) for p in parts):
+        raise ConfigError(
+            f"{what} {name[:80]!r} is not a plain [schema.]table name",
+            hint="use letters, digits and underscores only",
+        )
+    return parts[0], parts[1]
+
+
+def _validate_name(value: str, what: str) -> str:
+    if not NAME_RE.match(value):
+        raise ConfigError(
+            f"{what} {value[:80]!r} is invalid",
+            hint="use 1-63 lower-case letters, digits or underscores",
+        )
+    return value
+
+
+def _int(value: Any, what: str, minimum: int, maximum: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be an integer, got {str(value)[:40]!r}") from None
+    if not minimum <= number <= maximum:
+        raise ConfigError(f"{what} must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. `repr` never shows passwords."""
+
+    source_url: str | None = field(repr=False)
+    target_url: str | None = field(repr=False)
+    slot: str = "streamer"
+    publication: str = "streamer"
+    source_schema: str = "public"
+    source_table: str = "raw_transactions"
+    target_schema: str = "public"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9188
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(source={_redacted(self.source_url)}, target={_redacted(self.target_url)}, "
+            f"slot={self.slot!r}, publication={self.publication!r}, "
+            f"source_table={self.source_schema}.{self.source_table}, "
+            f"target_schema={self.target_schema!r}, batch_size={self.batch_size}, "
+            f"batch_timeout_ms={self.batch_timeout_ms})"
+        )
+
+    @property
+    def qualified_source_table(self) -> str:
+        return f"{self.source_schema}.{self.source_table}"
+
+    def require_urls(self) -> tuple[str, str]:
+        """Both URLs, or a usage error naming the missing variable."""
+        if not self.source_url:
+            raise ConfigError(
+                "the source database is not configured",
+                hint="set SOURCE_DATABASE_URL (or DATALAKE_DATABASE_URL) or pass --source",
+            )
+        if not self.target_url:
+            raise ConfigError(
+                "the target database is not configured",
+                hint="set TARGET_DATABASE_URL (or DATABASE_URL) or pass --target",
+            )
+        return self.source_url, self.target_url
+
+
+def lookup(env: Mapping[str, str], name: str) -> str | None:
+    """Env value with the documented fallback variable; empty strings count as unset."""
+    value = env.get(name) or None
+    if value is None and name in ENV_FALLBACKS:
+        value = env.get(ENV_FALLBACKS[name]) or None
+    return value
+
+
+def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None) -> Settings:
+    """Build Settings: flags (when not None) override env, env overrides defaults."""
+    flags = flags or {}
+
+    def pick(flag: str, env_name: str, default: Any = None) -> Any:
+        value = flags.get(flag)
+        if value is None:
+            value = lookup(env, env_name)
+        return default if value is None else value
+
+    source = pick("source", "SOURCE_DATABASE_URL")
+    target = pick("target", "TARGET_DATABASE_URL")
+    schema, table = split_table(
+        pick("source_table", "STREAMER_SOURCE_TABLE", "public.raw_transactions"),
+        "source table",
+    )
+    target_schema = pick("target_schema", "STREAMER_TARGET_SCHEMA", "public")
+    if not IDENT_RE.match(target_schema):
+        raise ConfigError(f"target schema {target_schema[:80]!r} is not a plain identifier")
+    return Settings(
+        source_url=normalize_url(source, "the source URL") if source else None,
+        target_url=normalize_url(target, "the target URL") if target else None,
+        slot=_validate_name(pick("slot", "STREAMER_SLOT", "streamer"), "slot name"),
+        publication=_validate_name(
+            pick("publication", "STREAMER_PUBLICATION", "streamer"), "publication name"
+        ),
+        source_schema=schema,
+        source_table=table,
+        target_schema=target_schema,
+        batch_size=_int(
+            pick("batch_size", "STREAMER_BATCH_SIZE", DEFAULT_BATCH_SIZE),
+            "batch size",
+            1,
+            1_000_000,
+        ),
+        batch_timeout_ms=_int(
+            pick("batch_timeout_ms", "STREAMER_BATCH_TIMEOUT_MS", DEFAULT_BATCH_TIMEOUT_MS),
+            "batch timeout (ms)",
+            1,
+            3_600_000,
+        ),
+        metrics_host=pick("metrics_host", "STREAMER_METRICS_HOST", "127.0.0.1"),
+        metrics_port=_int(
+            pick("metrics_port", "STREAMER_METRICS_PORT", 9188), "metrics port", 0, 65535
+        ),
+    )

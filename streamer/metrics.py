@@ -1,0 +1,101 @@
+"""Every Prometheus metric, defined once on a dedicated registry.
+
+Labels only take values from closed sets (outcome, known provider families, rejection
+reasons, stages, database roles), never from payloads.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streamer import __version__
+from streamer.normalize import KNOWN_PROVIDERS
+from streamer.normalize.records import REJECTION_REASONS
+
+STAGES: Final = ("replication", "decode", "normalize", "write")
+DATABASES: Final = ("source", "target")
+LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+
+def provider_label(provider: str) -> str:
+    return provider if provider in KNOWN_PROVIDERS else "other"
+
+
+class Metrics:
+    """One instance per process (tests may build their own with a fresh registry)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.rows = Counter(
+            "streamer_rows", "Source rows applied", ["outcome", "provider"], registry=r
+        )
+        self.rejected = Counter(
+            "streamer_rejected", "Rejected rows by reason", ["reason"], registry=r
+        )
+        self.transactions = Counter(
+            "streamer_transactions", "Source transactions applied", registry=r
+        )
+        self.batch_rows = Histogram(
+            "streamer_batch_rows",
+            "Rows per committed target batch",
+            buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000),
+            registry=r,
+        )
+        self.batch_duration = Histogram(
+            "streamer_batch_duration_seconds",
+            "Time to write and commit a batch",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.end_to_end_latency = Histogram(
+            "streamer_end_to_end_latency_seconds",
+            "Target commit time minus source commit time, per transaction",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lag_bytes = Gauge(
+            "streamer_replication_lag_bytes",
+            "Source pg_current_wal_lsn() minus the checkpoint LSN",
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            "streamer_replication_lag_seconds",
+            "0 when caught up; else age of the oldest source commit not yet applied",
+            registry=r,
+        )
+        self.retained_wal = Gauge(
+            "streamer_slot_retained_wal_bytes",
+            "Source current WAL LSN minus the slot's restart_lsn",
+            registry=r,
+        )
+        self.checkpoint_lsn = Gauge(
+            "streamer_checkpoint_lsn", "Checkpoint LSN as a number", registry=r
+        )
+        self.last_commit = Gauge(
+            "streamer_last_applied_commit_timestamp_seconds",
+            "Unix time of the last applied source commit",
+            registry=r,
+        )
+        self.connected = Gauge("streamer_connected", "1 when connected", ["database"], registry=r)
+        self.reconnects = Counter("streamer_reconnects", "Reconnections", ["database"], registry=r)
+        self.errors = Counter("streamer_errors", "Errors by stage", ["stage"], registry=r)
+        self.info = Gauge(
+            "streamer_info",
+            "Build and configuration",
+            ["version", "slot", "publication"],
+            registry=r,
+        )
+        # Pre-create closed-set series so dashboards and alerts see zeros, not gaps.
+        for reason in sorted(REJECTION_REASONS):
+            self.rejected.labels(reason)
+        for stage in STAGES:
+            self.errors.labels(stage)
+        for database in DATABASES:
+            self.connected.labels(database).set(0)
+            self.reconnects.labels(database)
+
+    def set_info(self, slot: str, publication: str) -> None:
+        self.info.labels(__version__, slot, publication).set(1)

@@ -1,0 +1,138 @@
+"""pgoutput logical replication messages (protocol version 1), decoded from bytes.
+
+Only what a consumer of INSERTs needs is decoded in full (Begin, Commit, Relation, Insert);
+other message kinds come back as `Other` so the caller can decide to ignore or stop.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from streamer.errors import ProtocolError
+
+_BEGIN = struct.Struct(">QqI")
+_COMMIT = struct.Struct(">BQQq")
+_RELATION_HEAD = struct.Struct(">I")
+_COLUMN_TAIL = struct.Struct(">Ii")
+_INT16 = struct.Struct(">H")
+_INT32 = struct.Struct(">I")
+_INSERT_HEAD = struct.Struct(">IcH")
+
+ColumnValue = str | None
+
+
+class Begin(NamedTuple):
+    final_lsn: int  # LSN of the commit record (its start)
+    commit_time_us: int
+    xid: int
+
+
+class Commit(NamedTuple):
+    flags: int
+    commit_lsn: int
+    end_lsn: int  # end of the commit record: the position to confirm
+    commit_time_us: int
+
+
+class Column(NamedTuple):
+    name: str
+    type_oid: int
+    is_key: bool
+
+
+class Relation(NamedTuple):
+    rel_id: int
+    namespace: str
+    name: str
+    columns: tuple[Column, ...]
+
+
+class Insert(NamedTuple):
+    rel_id: int
+    values: tuple[ColumnValue, ...]
+
+
+class Other(NamedTuple):
+    """A message kind we do not act on (Type, Origin, Update, Delete, Truncate, ...)."""
+
+    kind: str
+    rel_id: int | None
+
+
+Message = Begin | Commit | Relation | Insert | Other
+
+_REL_MESSAGES = {ord("U"), ord("D")}
+
+
+def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
+    end = buf.index(0, pos)
+    return buf[pos:end].decode(), end + 1
+
+
+def decode_tuple(buf: bytes, pos: int) -> tuple[tuple[ColumnValue, ...], int]:
+    """TupleData → column values as text (None for NULL); returns the next position.
+
+    Unchanged TOAST values ('u') cannot occur in INSERTs; they are reported as None.
+    """
+    (ncols,) = _INT16.unpack_from(buf, pos)
+    pos += 2
+    values: list[ColumnValue] = []
+    append = values.append
+    unpack_len = _INT32.unpack_from
+    for _ in range(ncols):
+        kind = buf[pos]
+        pos += 1
+        if kind in (0x74, 0x62):  # 't' text, 'b' binary (we request text)
+            (length,) = unpack_len(buf, pos)
+            pos += 4
+            append(buf[pos : pos + length].decode())
+            pos += length
+        elif kind in (0x6E, 0x75):  # 'n' null, 'u' unchanged toast
+            append(None)
+        else:
+            raise ProtocolError(f"unknown tuple column kind {kind:#x}")
+    if pos > len(buf):
+        raise ProtocolError("tuple data runs past the end of the message")
+    return tuple(values), pos
+
+
+def decode_relation(buf: bytes) -> Relation:
+    (rel_id,) = _RELATION_HEAD.unpack_from(buf, 1)
+    namespace, pos = _cstring(buf, 5)
+    name, pos = _cstring(buf, pos)
+    pos += 1  # replica identity setting
+    (ncols,) = _INT16.unpack_from(buf, pos)
+    pos += 2
+    columns = []
+    for _ in range(ncols):
+        flags = buf[pos]
+        column_name, pos = _cstring(buf, pos + 1)
+        type_oid, _typmod = _COLUMN_TAIL.unpack_from(buf, pos)
+        pos += 8
+        columns.append(Column(column_name, type_oid, bool(flags & 1)))
+    return Relation(rel_id, namespace or "pg_catalog", name, tuple(columns))
+
+
+def decode_message(buf: bytes) -> Message:
+    """Decode one pgoutput message (the payload of an XLogData frame)."""
+    if not buf:
+        raise ProtocolError("empty pgoutput message")
+    kind = buf[0]
+    try:
+        if kind == 0x49:  # 'I'
+            rel_id, new, _ = _INSERT_HEAD.unpack_from(buf, 1)
+            if new != b"N":
+                raise ProtocolError(f"insert without new tuple marker: {new!r}")
+            values, _ = decode_tuple(buf, 6)
+            return Insert(rel_id, values)
+        if kind == 0x42:  # 'B'
+            return Begin(*_BEGIN.unpack_from(buf, 1))
+        if kind == 0x43:  # 'C'
+            return Commit(*_COMMIT.unpack_from(buf, 1))
+        if kind == 0x52:  # 'R'
+            return decode_relation(buf)
+        rel_id = _INT32.unpack_from(buf, 1)[0] if kind in _REL_MESSAGES else None
+        return Other(chr(kind), rel_id)
+    except (struct.error, ValueError, IndexError) as exc:
+        raise ProtocolError(f"truncated or malformed pgoutput message {chr(kind)!r}") from exc

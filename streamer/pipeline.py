@@ -1,0 +1,392 @@
+"""Orchestration only: stream → decode → normalize → batch → write → confirm.
+
+Invariants kept here (see DESIGN.md):
+- the flush position sent upstream is the durable target checkpoint, never more, never
+  moving backwards;
+- transactions whose commit record starts before the claimed checkpoint are skipped
+  (they were applied: their end LSN ≤ checkpoint);
+- a transaction is applied whole or not at all; a stop abandons the open one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import select
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final
+
+from streamer.batching import Batch, BatchBuilder
+from streamer.config import Settings
+from streamer.dbconn import connect, translated
+from streamer.errors import ConnectionFailed, ProtocolError, SlotProblem, StreamerError
+from streamer.lsn import format_lsn
+from streamer.metrics import Metrics, provider_label
+from streamer.normalize import normalize
+from streamer.pgoutput.frames import (
+    KEEPALIVE,
+    XLOG_DATA,
+    XLOG_HEADER_SIZE,
+    build_status_update,
+    now_pg_us,
+    parse_keepalive,
+    pg_us_to_unix,
+)
+from streamer.pgoutput.messages import Begin, Commit, Insert, Relation, decode_message
+from streamer.pgoutput.relations import RelationCache
+from streamer.replication import admin
+from streamer.replication.stream import MAX_FRAMES_PER_READ, ReplicationStream
+from streamer.sink.writer import BatchWriter
+from streamer.writer_thread import WriteResult, WriterThread
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_BYTES: Final = 64 * 1024 * 1024
+STATUS_INTERVAL_S: Final = 10.0
+IDLE_ADVANCE_INTERVAL_S: Final = 1.0
+PROGRESS_LOG_INTERVAL_S: Final = 10.0
+ONCE_MAX_ATTEMPTS: Final = 5
+BACKOFF_BASE_S: Final = 0.5
+BACKOFF_CAP_S: Final = 30.0
+
+
+@dataclass
+class RunSummary:
+    rows_normalized: int = 0
+    rows_rejected: int = 0
+    transactions: int = 0
+    checkpoint_lsn: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def line(self) -> str:
+        return (
+            f"rows normalized {self.rows_normalized}, rows rejected {self.rows_rejected}, "
+            f"LSN reached {format_lsn(self.checkpoint_lsn)}, seconds {self.seconds:.2f}"
+        )
+
+
+def backoff_delay(attempt: int, rng: random.Random) -> float:
+    """Capped exponential backoff with full jitter."""
+    return rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+
+def run(
+    settings: Settings,
+    once: bool,
+    metrics: Metrics,
+    stop: threading.Event,
+) -> RunSummary:
+    """Stream until stopped (or, with once, until the WAL position noted at start).
+
+    Retryable failures (a database restart, a cut connection) restart the session from the
+    durable checkpoint after a backoff; forever in streaming mode, a few times with once.
+    """
+    summary = RunSummary()
+    rng = random.Random()
+    attempt = 0
+    stop_lsn: int | None = None
+    while True:
+        session = Session(settings, metrics, stop, summary)
+        try:
+            if once and stop_lsn is None:
+                stop_lsn = session.note_stop_lsn()
+            session.run(stop_lsn)
+            return summary
+        except (ConnectionFailed, ProtocolError) as exc:
+            metrics.errors.labels("replication" if session.source_failed(exc) else "write").inc()
+            attempt = 0 if session.made_progress else attempt + 1
+            if once and attempt >= ONCE_MAX_ATTEMPTS:
+                raise
+            delay = backoff_delay(attempt, rng)
+            log.warning("%s; reconnecting in %.1fs (attempt %d)", exc, delay, attempt + 1)
+            for database in ("source", "target"):
+                metrics.reconnects.labels(database).inc()
+            if stop.wait(delay):
+                return summary
+        finally:
+            session.close()
+
+
+class Session:
+    """One replication session: connections, stream, writer thread."""
+
+    def __init__(
+        self, settings: Settings, metrics: Metrics, stop: threading.Event, summary: RunSummary
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.stop = stop
+        self.summary = summary
+        self.source_url, self.target_url = settings.require_urls()
+        self.made_progress = False
+        self._stream: ReplicationStream | None = None
+        self._writer: BatchWriter | None = None
+        self._thread: WriterThread | None = None
+
+    def source_failed(self, exc: BaseException) -> bool:
+        return "target" not in str(exc)
+
+    def note_stop_lsn(self) -> int:
+        with (
+            translated("source", self.source_url, "reading the WAL position"),
+            connect("source", self.source_url, autocommit=True) as conn,
+        ):
+            return admin.current_wal_lsn(conn)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+        if self._stream is not None:
+            self._stream.close()
+        if self._writer is not None:
+            self._writer.close()
+        for database in ("source", "target"):
+            self.metrics.connected.labels(database).set(0)
+
+    # -- setup ---------------------------------------------------------------------------
+    def _prepare(self) -> tuple[ReplicationStream, int]:
+        """Preflight, slot checks, START_REPLICATION, claim the checkpoint."""
+        settings = self.settings
+        self._writer = writer = BatchWriter(self.target_url, settings.target_schema, settings.slot)
+        checkpoint = writer.read_checkpoint()
+        self.metrics.connected.labels("target").set(1)
+        with (
+            translated("source", self.source_url, "checking the slot"),
+            connect("source", self.source_url, autocommit=True) as conn,
+        ):
+            admin.check_source(conn, settings)
+            info = admin.slot_info(conn, settings.slot)
+            if info is None:
+                raise SlotProblem(
+                    f"replication slot {settings.slot!r} does not exist on the source"
+                    + (f" (target checkpoint {format_lsn(checkpoint)})" if checkpoint else "")
+                )
+            admin.validate_slot(conn, info, settings.slot)
+            confirmed = info.confirmed_flush_lsn or 0
+            if checkpoint is not None and confirmed > checkpoint:
+                raise SlotProblem(
+                    f"replication slot {settings.slot!r} was confirmed up to "
+                    f"{format_lsn(confirmed)}, ahead of the target checkpoint "
+                    f"{format_lsn(checkpoint)}: the changes in between are not in the target"
+                )
+        stream = ReplicationStream(self.source_url)
+        self._stream = stream
+        stream.start(settings.slot, settings.publication, checkpoint or 0)
+        self.metrics.connected.labels("source").set(1)
+        claimed = writer.claim(checkpoint if checkpoint is not None else confirmed)
+        self.metrics.checkpoint_lsn.set(claimed)
+        log.info(
+            "streaming slot=%s publication=%s from checkpoint %s",
+            settings.slot,
+            settings.publication,
+            format_lsn(claimed),
+        )
+        return stream, claimed
+
+    # -- main loop -----------------------------------------------------------------------
+    def run(self, stop_lsn: int | None) -> None:
+        stream, checkpoint = self._prepare()
+        assert self._writer is not None
+        self._thread = writer = WriterThread(self._writer)
+        settings = self.settings
+        relations = RelationCache(settings.source_schema, settings.source_table)
+        builder = BatchBuilder(
+            settings.batch_size, MAX_BATCH_BYTES, settings.batch_timeout_ms / 1000
+        )
+        durable = checkpoint  # last LSN committed in the target checkpoint
+        confirmed = checkpoint  # last flush position sent upstream
+        skip_before = checkpoint
+        received = checkpoint
+        keepalive_end = 0  # server WAL end seen while no transaction was open
+        skipping = False
+        reached_end = False
+        last_status = last_idle_advance = last_reply_request = 0.0
+        wal_sender_timeout = _parse_duration(stream.server_setting("wal_sender_timeout"))
+        status_interval = min(STATUS_INTERVAL_S, max(0.5, wal_sender_timeout / 3))
+        progress = _Progress(self.summary)
+
+        def send_status(reply: bool = False) -> None:
+            nonlocal last_status
+            stream.send(build_status_update(received, confirmed, confirmed, now_pg_us(), reply))
+            last_status = time.monotonic()
+
+        send_status()
+        while True:
+            # 1. finished writes: account, then confirm what is durable
+            for result in writer.results():
+                self._account(result)
+                if result.batch.checkpoint_lsn is not None:
+                    durable = max(durable, result.batch.checkpoint_lsn)
+            if durable > confirmed:
+                confirmed = durable
+                self.metrics.checkpoint_lsn.set(durable)
+                self.summary.checkpoint_lsn = durable
+                send_status()
+            now = time.monotonic()
+            finished = stop_lsn is not None and (
+                reached_end
+                or (keepalive_end >= stop_lsn and not builder.in_transaction and not skipping)
+            )
+            ending = finished or self.stop.is_set()
+            backpressure = writer.busy and builder.ready(now, idle=False)
+            # 2. read whatever the server has sent
+            frames = [] if ending or backpressure else stream.read_frames()
+            for frame in frames:
+                kind = frame[0]
+                if kind == XLOG_DATA:
+                    message = decode_message(bytes(frame[XLOG_HEADER_SIZE:]))
+                    if type(message) is Insert:
+                        if not skipping:
+                            row_builder = relations.builder(message.rel_id)
+                            if row_builder is not None:
+                                row = row_builder(message.values)
+                                builder.add(normalize(row), len(row.data) + len(row.merchant))
+                    elif type(message) is Begin:
+                        keepalive_end = 0
+                        if message.final_lsn < skip_before:
+                            skipping = True
+                        elif stop_lsn is not None and message.final_lsn >= stop_lsn:
+                            reached_end = True
+                            break
+                        else:
+                            builder.begin(message.commit_time_us, now)
+                    elif type(message) is Commit:
+                        received = max(received, message.end_lsn)
+                        if skipping:
+                            skipping = False
+                        else:
+                            builder.commit(message.end_lsn)
+                    elif type(message) is Relation:
+                        relations.add(message)
+                elif kind == KEEPALIVE:
+                    keepalive = parse_keepalive(frame)
+                    received = max(received, keepalive.wal_end)
+                    if not builder.in_transaction and not skipping:
+                        keepalive_end = keepalive.wal_end
+                    if keepalive.reply_requested:
+                        send_status()
+                else:
+                    raise ProtocolError(f"unexpected replication frame type {kind:#x}")
+            now = time.monotonic()
+            drained = len(frames) < MAX_FRAMES_PER_READ and not backpressure
+            # 3. hand a batch (or an idle checkpoint advance) to the writer
+            if not writer.busy:
+                if ending:
+                    builder.abandon_open()
+                if builder.ready(now, idle=drained or ending):
+                    writer.submit(builder.take(now))
+                elif (
+                    builder.empty
+                    and not skipping
+                    and keepalive_end > durable
+                    and (ending or now - last_idle_advance >= IDLE_ADVANCE_INTERVAL_S)
+                ):
+                    # Nothing in flight: record the server's WAL end so the slot releases
+                    # WAL written by other tables and databases meanwhile.
+                    writer.submit(Batch([], keepalive_end, 0, 0))
+                    last_idle_advance = now
+                elif ending and builder.empty:
+                    send_status()
+                    return
+            # 4. keep the connection alive; in once mode ask where the server is
+            if now - last_status >= status_interval:
+                send_status()
+            asking = stop_lsn is not None and drained and builder.empty and not ending
+            if asking and now - last_reply_request >= 0.2:
+                send_status(reply=True)
+                last_reply_request = now
+            progress.maybe_log(now, durable)
+            # 5. sleep until the socket or the writer has news
+            if drained or ending:
+                waits = (
+                    [writer.fileno] if ending or backpressure else [writer.fileno, stream.fileno]
+                )
+                timeout = status_interval - (now - last_status)
+                if not builder.empty:
+                    timeout = min(timeout, builder.timeout_s / 4)
+                if stop_lsn is not None:
+                    timeout = min(timeout, 0.2)
+                select.select(waits, [], [], max(0.001, timeout))
+
+    def _account(self, result: WriteResult) -> None:
+        """Metrics and summary for a committed batch."""
+        self.made_progress = True
+        metrics = self.metrics
+        batch = result.batch
+        normalized = rejected = 0
+        providers: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for chunk in batch.chunks:
+            normalized += len(chunk.canonical)
+            rejected += len(chunk.rejected)
+            for row in chunk.canonical:
+                providers[row.provider] += 1
+            for rejection in chunk.rejected:
+                reasons[rejection.reason] += 1
+            if chunk.end_lsn is not None:
+                latency = result.committed_at - pg_us_to_unix(chunk.commit_time_us)
+                metrics.end_to_end_latency.observe(max(0.0, latency))
+                metrics.last_commit.set(pg_us_to_unix(chunk.commit_time_us))
+        for refused in result.refused:
+            reasons[refused.reason] += 1
+        normalized -= len(result.refused)
+        rejected += len(result.refused)
+        for provider, count in providers.items():
+            metrics.rows.labels("normalized", provider_label(provider)).inc(count)
+        if rejected:
+            metrics.rows.labels("rejected", "other").inc(rejected)
+        for reason, count in reasons.items():
+            metrics.rejected.labels(reason).inc(count)
+        metrics.transactions.inc(batch.transactions)
+        if batch.rows:
+            metrics.batch_rows.observe(batch.rows)
+        metrics.batch_duration.observe(result.duration_s)
+        self.summary.rows_normalized += normalized
+        self.summary.rows_rejected += rejected
+        self.summary.transactions += batch.transactions
+
+
+def _parse_duration(text: str | None) -> float:
+    """`60s`, `2000ms`, `1min` → seconds (wal_sender_timeout); 60 when unknown or 0."""
+    if not text:
+        return 60.0
+    units = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number) :] or "ms"
+    try:
+        value = float(number) * units.get(unit, 1.0)
+    except ValueError:
+        return 60.0
+    return value if value > 0 else 60.0
+
+
+class _Progress:
+    """One log line every PROGRESS_LOG_INTERVAL_S while rows flow."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        self._summary = summary
+        self._last = time.monotonic()
+        self._rows = 0
+
+    def maybe_log(self, now: float, checkpoint: int) -> None:
+        if now - self._last < PROGRESS_LOG_INTERVAL_S:
+            return
+        rows = self._summary.rows_normalized + self._summary.rows_rejected
+        if rows != self._rows:
+            log.info(
+                "progress: %d rows (%.0f rows/s), checkpoint %s",
+                rows,
+                (rows - self._rows) / (now - self._last),
+                format_lsn(checkpoint),
+            )
+        self._last, self._rows = now, rows
+
+
+__all__ = ["RunSummary", "StreamerError", "run"]

@@ -1,0 +1,129 @@
+"""The CopyBoth replication stream over psycopg's libpq-level `PGconn`.
+
+psycopg 3 has no replication API, so this drives libpq directly: `send_query` starts
+replication, `consume_input` + `get_copy_data(async)` read frames without blocking, and
+`put_copy_data` + `flush` send our status updates. The socket is waited on with select,
+so the caller's loop stays responsive (keepalive replies, signals, writer results).
+"""
+
+from __future__ import annotations
+
+import select
+from typing import Final
+
+from psycopg import pq
+
+from streamer.config import describe_url
+from streamer.dbconn import connect_replication
+from streamer.errors import ProtocolError, SlotInUse, SlotProblem, SourceUnavailable
+from streamer.lsn import format_lsn
+
+MAX_FRAMES_PER_READ: Final = 2000
+
+
+class ReplicationStream:
+    """One replication session; not thread-safe, owned by the pipeline's main loop."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._pgconn = connect_replication(url)
+        self._pgconn.nonblocking = 1
+
+    @property
+    def fileno(self) -> int:
+        return int(self._pgconn.socket)
+
+    def server_setting(self, name: str) -> str | None:
+        """SHOW over the replication connection (allowed before START_REPLICATION)."""
+        result = self._pgconn.exec_(f"SHOW {name}".encode())
+        if result.status != pq.ExecStatus.TUPLES_OK or result.ntuples == 0:
+            return None
+        value = result.get_value(0, 0)
+        return bytes(value).decode() if value is not None else None
+
+    def start(self, slot: str, publication: str, start_lsn: int) -> None:
+        """START_REPLICATION; slot and publication names were validated in config."""
+        command = (
+            f"START_REPLICATION SLOT {slot} LOGICAL {format_lsn(start_lsn)} "
+            f"(proto_version '1', publication_names '\"{publication}\"')"
+        )
+        self._pgconn.send_query(command.encode())
+        result = self._pgconn.get_result()
+        if result is None or result.status != pq.ExecStatus.COPY_BOTH:
+            raise self._start_error(result, slot)
+
+    def _start_error(self, result: pq.abc.PGresult | None, slot: str) -> Exception:
+        if result is None:
+            return SourceUnavailable(f"the source closed the connection: {self._error()}")
+        sqlstate = (result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+        message = (result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+        if sqlstate == "55006":
+            return SlotInUse(
+                f"replication slot {slot!r} is in use: {message}",
+                hint="another streamer (or client) is connected to it; stop it or use another "
+                "--slot",
+            )
+        if sqlstate == "42704":
+            return SlotProblem(f"replication slot {slot!r} does not exist on the source")
+        if sqlstate.startswith("55") or "invalidated" in message:
+            return SlotProblem(f"replication slot {slot!r} cannot be used: {message}")
+        return SourceUnavailable(
+            f"START_REPLICATION failed on {describe_url(self._url)}: {message} ({sqlstate})"
+        )
+
+    def _error(self) -> str:
+        lines = self._pgconn.get_error_message().strip().splitlines()
+        return lines[0] if lines else "connection lost"
+
+    def read_frames(self, limit: int = MAX_FRAMES_PER_READ) -> list[memoryview]:
+        """All CopyData frames already received (up to `limit`), without blocking."""
+        pgconn = self._pgconn
+        if not pgconn.consume_input():
+            raise SourceUnavailable(f"replication connection lost: {self._error()}")
+        frames: list[memoryview] = []
+        get = pgconn.get_copy_data
+        while len(frames) < limit:
+            nbytes, data = get(1)
+            if nbytes > 0:
+                frames.append(data)
+            elif nbytes == 0:
+                break
+            elif nbytes == -1:
+                result = pgconn.get_result()
+                detail = ""
+                if result is not None and result.status == pq.ExecStatus.FATAL_ERROR:
+                    detail = (
+                        ": "
+                        + (result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+                    )
+                raise SourceUnavailable(f"the source ended the replication stream{detail}")
+            else:
+                raise SourceUnavailable(f"replication stream error: {self._error()}")
+        return frames
+
+    def send(self, message: bytes) -> None:
+        """Queue a CopyData message to the server and push it out."""
+        if self._pgconn.put_copy_data(message) != 1:
+            raise SourceUnavailable(f"cannot send to the source: {self._error()}")
+        self.flush()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        while True:
+            status = self._pgconn.flush()
+            if status == 0:
+                return
+            if status < 0:
+                raise SourceUnavailable(f"cannot send to the source: {self._error()}")
+            _, writable, _ = select.select([], [self.fileno], [], timeout)
+            if not writable:
+                raise ProtocolError("timed out sending a status update to the source")
+
+    def wait_readable(self, timeout: float) -> bool:
+        if timeout <= 0:
+            return False
+        readable, _, _ = select.select([self.fileno], [], [], timeout)
+        return bool(readable)
+
+    def close(self) -> None:
+        """Close the connection; the server sees the client go and frees the slot."""
+        self._pgconn.finish()

@@ -1,0 +1,1 @@
+"""I/O with the target: schema and the batch writer."""

@@ -1,0 +1,130 @@
+"""Target tables, defined once with SQLAlchemy Core and created idempotently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.types import UserDefinedType
+
+from streamer.dbconn import connect
+
+TRANSACTIONS = "transactions"
+REJECTED = "transactions_rejected"
+CHECKPOINTS = "streamer_checkpoints"
+
+# COPY column order; equals the field order of Canonical / Rejection plus the commit info
+# appended by the writer.
+TRANSACTION_COLUMNS = (
+    "source_id",
+    "transactional_id",
+    "merchant_id",
+    "merchant_name",
+    "merchant_country",
+    "provider",
+    "source_format",
+    "amount",
+    "currency",
+    "status",
+    "provider_status",
+    "country",
+    "processing_ms",
+    "raw",
+    "source_created_at",
+    "source_committed_at",
+    "source_lsn",
+)
+REJECTED_COLUMNS = (
+    "source_id",
+    "transactional_id",
+    "merchant",
+    "raw",
+    "reason",
+    "detail",
+    "source_committed_at",
+    "source_lsn",
+)
+
+
+class PgLsn(UserDefinedType[str]):
+    """PostgreSQL's pg_lsn type (SQLAlchemy has none)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "pg_lsn"
+
+
+def build_metadata(schema: str) -> sa.MetaData:
+    metadata = sa.MetaData(schema=schema)
+    now = sa.text("now()")
+    sa.Table(
+        TRANSACTIONS,
+        metadata,
+        sa.Column("source_id", pg.UUID(as_uuid=False), primary_key=True),
+        sa.Column("transactional_id", pg.UUID(as_uuid=False), nullable=False),
+        sa.Column("merchant_id", sa.Text, nullable=False),
+        sa.Column("merchant_name", sa.Text),
+        sa.Column("merchant_country", sa.CHAR(2)),
+        sa.Column("provider", sa.Text, nullable=False),
+        sa.Column("source_format", sa.Text, nullable=False),
+        sa.Column("amount", sa.Numeric, nullable=False),
+        sa.Column("currency", sa.CHAR(3)),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("provider_status", sa.Text),
+        sa.Column("country", sa.CHAR(2)),
+        sa.Column("processing_ms", sa.Integer),
+        sa.Column("raw", pg.JSONB, nullable=False),
+        sa.Column("source_created_at", sa.TIMESTAMP(timezone=False)),
+        sa.Column("source_committed_at", sa.TIMESTAMP(timezone=True), nullable=False),
+        sa.Column("source_lsn", PgLsn(), nullable=False),
+        sa.Column("ingested_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=now),
+        sa.Index("transactions_source_committed_at_idx", "source_committed_at"),
+    )
+    sa.Table(
+        REJECTED,
+        metadata,
+        sa.Column("source_id", pg.UUID(as_uuid=False), primary_key=True),
+        sa.Column("transactional_id", pg.UUID(as_uuid=False)),
+        sa.Column("merchant", pg.JSONB),
+        sa.Column("raw", pg.JSONB),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("detail", sa.Text),
+        sa.Column("source_committed_at", sa.TIMESTAMP(timezone=True)),
+        sa.Column("source_lsn", PgLsn()),
+        sa.Column("rejected_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=now),
+        sa.Index("transactions_rejected_reason_idx", "reason"),
+    )
+    sa.Table(
+        CHECKPOINTS,
+        metadata,
+        sa.Column("slot_name", sa.Text, primary_key=True),
+        sa.Column("lsn", PgLsn(), nullable=False),
+        sa.Column("epoch", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("updated_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=now),
+    )
+    return metadata
+
+
+def create_tables(libpq_url: str, schema: str) -> list[str]:
+    """Create the schema and target tables that are missing; returns the names created.
+
+    Connections come from `dbconn.connect`, so errors read like everywhere else.
+    """
+    engine = sa.create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: connect("target", libpq_url),
+        poolclass=sa.pool.NullPool,
+    )
+    try:
+        with engine.begin() as conn:
+            inspector = sa.inspect(conn)
+            if schema not in inspector.get_schema_names():
+                conn.execute(sa.schema.CreateSchema(schema))
+            existing = set(inspector.get_table_names(schema=schema))
+            metadata = build_metadata(schema)
+            metadata.create_all(conn, checkfirst=True)
+    finally:
+        engine.dispose()
+    return [table.name for table in metadata.tables.values() if table.name not in existing]

@@ -1,0 +1,95 @@
+"""Runs the target writer beside the replication loop, one batch at a time.
+
+The replication loop must keep answering keepalives while the target commits (a slow
+target must not get the replication connection killed by wal_sender_timeout), and reading
+the next batch while the previous one is written uses the second core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from streamer.batching import Batch
+from streamer.normalize.records import Rejection
+from streamer.sink.writer import BatchWriter
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    batch: Batch
+    refused: list[Rejection]
+    duration_s: float
+    committed_at: float  # Unix time of the target commit
+
+
+class WriterThread:
+    def __init__(self, writer: BatchWriter) -> None:
+        self._writer = writer
+        self._inbox: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._outbox: queue.Queue[WriteResult | BaseException] = queue.Queue()
+        self._busy = False
+        # The main loop selects on this pipe together with the replication socket, so a
+        # finished write wakes it immediately.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._thread = threading.Thread(target=self._work, name="streamer-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def fileno(self) -> int:
+        return self._wake_r
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def submit(self, batch: Batch) -> None:
+        assert not self._busy, "one batch in flight at a time"
+        self._busy = True
+        self._inbox.put(batch)
+
+    def results(self) -> list[WriteResult]:
+        """Finished writes; re-raises the writer's exception in the caller's thread."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
+        items: list[WriteResult | BaseException] = []
+        try:
+            while True:
+                items.append(self._outbox.get_nowait())
+        except queue.Empty:
+            pass
+        done: list[WriteResult] = []
+        for item in items:
+            self._busy = False
+            if isinstance(item, BaseException):
+                raise item
+            done.append(item)
+        return done
+
+    def _work(self) -> None:
+        while True:
+            batch = self._inbox.get()
+            if batch is None:
+                return
+            started = time.perf_counter()
+            try:
+                refused = self._writer.write(batch)
+            except BaseException as exc:  # handed to the main loop, which decides
+                self._outbox.put(exc)
+            else:
+                self._outbox.put(
+                    WriteResult(batch, refused, time.perf_counter() - started, time.time())
+                )
+            os.write(self._wake_w, b"x")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the batch in flight finish (or fail), then end the thread."""
+        self._inbox.put(None)
+        self._thread.join(timeout)
+        os.close(self._wake_r)
+        os.close(self._wake_w)

@@ -1,0 +1,83 @@
+import pytest
+
+from streamer.config import Settings, describe_url, load_settings
+from streamer.errors import ConfigError
+
+SRC = "postgresql://lake:s3cr3t-canary@db.example:5433/payments_lake"
+DST = "postgresql+psycopg://app:an0ther-canary@app.example/payments"
+
+
+def test_defaults_and_env() -> None:
+    s = load_settings({"SOURCE_DATABASE_URL": SRC, "TARGET_DATABASE_URL": DST})
+    assert (s.slot, s.publication, s.target_schema) == ("streamer", "streamer", "public")
+    assert (s.source_schema, s.source_table) == ("public", "raw_transactions")
+    assert s.target_url == "postgresql://app:an0ther-canary@app.example/payments"
+    assert s.batch_size > 0 and s.batch_timeout_ms > 0
+    assert (s.metrics_host, s.metrics_port) == ("127.0.0.1", 9188)
+
+
+def test_fallback_variables_from_the_seed() -> None:
+    s = load_settings({"DATALAKE_DATABASE_URL": SRC, "DATABASE_URL": DST})
+    assert s.require_urls()[0] == SRC
+
+
+def test_primary_variable_wins_over_fallback() -> None:
+    s = load_settings({"SOURCE_DATABASE_URL": SRC, "DATALAKE_DATABASE_URL": "postgresql://x/y"})
+    assert s.source_url == SRC
+
+
+def test_flags_override_env_including_zero() -> None:
+    env = {"STREAMER_SLOT": "from_env", "STREAMER_METRICS_PORT": "9999"}
+    s = load_settings(env, {"slot": "from_flag", "metrics_port": 0, "batch_size": "7"})
+    assert (s.slot, s.metrics_port, s.batch_size) == ("from_flag", 0, 7)
+
+
+@pytest.mark.parametrize(
+    "slot", ['x"; DROP TABLE t;--', "x' , 'y", "Ünïcode", "UPPER", "a" * 64]
+)
+def test_injection_and_invalid_slot_names_are_refused(slot: str) -> None:
+    with pytest.raises(ConfigError):
+        load_settings({"STREAMER_SLOT": slot})
+    with pytest.raises(ConfigError):
+        load_settings({"STREAMER_PUBLICATION": slot})
+
+
+@pytest.mark.parametrize("table", ['raw"; DROP TABLE x;--', "a.b.c", "1abc", "sch.ta-ble"])
+def test_invalid_table_names_are_refused(table: str) -> None:
+    with pytest.raises(ConfigError):
+        load_settings({"STREAMER_SOURCE_TABLE": table})
+
+
+def test_schema_qualified_table() -> None:
+    s = load_settings({"STREAMER_SOURCE_TABLE": "lake.raw_tx"})
+    assert (s.source_schema, s.source_table) == ("lake", "raw_tx")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5"])
+def test_batch_size_validated(value: str) -> None:
+    with pytest.raises(ConfigError):
+        load_settings({"STREAMER_BATCH_SIZE": value})
+
+
+def test_missing_urls_are_usage_errors_naming_the_variable() -> None:
+    with pytest.raises(ConfigError, match="TARGET_DATABASE_URL") as info:
+        load_settings({"SOURCE_DATABASE_URL": SRC}).require_urls()
+    assert info.value.exit_code == 2
+
+
+def test_bad_url_is_a_usage_error() -> None:
+    with pytest.raises(ConfigError):
+        load_settings({"SOURCE_DATABASE_URL": "postgresql://a:b@h:notaport/x?bogus=1"})
+
+
+def test_passwords_never_in_repr_or_descriptions() -> None:
+    s = load_settings({"SOURCE_DATABASE_URL": SRC, "TARGET_DATABASE_URL": DST})
+    text = repr(s) + str(s) + describe_url(SRC) + describe_url(s.target_url or "")
+    assert "canary" not in text
+    assert "db.example:5433/payments_lake" in text
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings(source_url=None, target_url=None)
+    with pytest.raises(AttributeError):
+        s.slot = "other"  # type: ignore[misc]
