@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import random
 import select
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from streamer.pgoutput.relations import RelationCache
 from streamer.replication import admin
 from streamer.replication.stream import MAX_FRAMES_PER_READ, ReplicationStream
 from streamer.sink.writer import BatchWriter
+from streamer.stopping import StopFlag
 from streamer.writer_thread import WriteResult, WriterThread
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def run(
     settings: Settings,
     once: bool,
     metrics: Metrics,
-    stop: threading.Event,
+    stop: StopFlag,
 ) -> RunSummary:
     """Stream until stopped (or, with once, until the WAL position noted at start).
 
@@ -118,7 +118,7 @@ class Session:
     """One replication session: connections, stream, writer thread."""
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, stop: threading.Event, summary: RunSummary
+        self, settings: Settings, metrics: Metrics, stop: StopFlag, summary: RunSummary
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -126,6 +126,7 @@ class Session:
         self.summary = summary
         self.source_url, self.target_url = settings.require_urls()
         self.made_progress = False
+        self.wal_sender_timeout = 60.0
         self._stream: ReplicationStream | None = None
         self._writer: BatchWriter | None = None
         self._thread: WriterThread | None = None
@@ -178,10 +179,12 @@ class Session:
                 )
         stream = ReplicationStream(self.source_url)
         self._stream = stream
+        self.wal_sender_timeout = _parse_duration(stream.server_setting("wal_sender_timeout"))
         stream.start(settings.slot, settings.publication, checkpoint or 0)
         self.metrics.connected.labels("source").set(1)
         claimed = writer.claim(checkpoint if checkpoint is not None else confirmed)
         self.metrics.checkpoint_lsn.set(claimed)
+        self.summary.checkpoint_lsn = max(self.summary.checkpoint_lsn, claimed)
         log.info(
             "streaming slot=%s publication=%s from checkpoint %s",
             settings.slot,
@@ -208,8 +211,7 @@ class Session:
         skipping = False
         reached_end = False
         last_status = last_idle_advance = last_reply_request = 0.0
-        wal_sender_timeout = _parse_duration(stream.server_setting("wal_sender_timeout"))
-        status_interval = min(STATUS_INTERVAL_S, max(0.5, wal_sender_timeout / 3))
+        status_interval = min(STATUS_INTERVAL_S, max(0.5, self.wal_sender_timeout / 3))
         progress = _Progress(self.summary)
 
         def send_status(reply: bool = False) -> None:
@@ -305,9 +307,11 @@ class Session:
             progress.maybe_log(now, durable)
             # 5. sleep until the socket or the writer has news
             if drained or ending:
-                waits = (
-                    [writer.fileno] if ending or backpressure else [writer.fileno, stream.fileno]
-                )
+                waits = [writer.fileno]
+                if not ending:
+                    waits.append(self.stop.fileno())
+                    if not backpressure:
+                        waits.append(stream.fileno)
                 timeout = status_interval - (now - last_status)
                 if not builder.empty:
                     timeout = min(timeout, builder.timeout_s / 4)
