@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,30 +16,67 @@ from dotenv import dotenv_values
 from streamer import __version__
 from streamer.config import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT_MS, Settings, load_settings
 from streamer.errors import EXIT_RUNTIME, EXIT_USAGE, StreamerError
+from streamer.stopping import StopFlag
 
 log = logging.getLogger("streamer")
 
 # flag dest -> (flag, env, help)
 COMMON_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
-    ("source", "--source", "SOURCE_DATABASE_URL",
-     "source (data lake) URL; falls back to DATALAKE_DATABASE_URL"),
-    ("target", "--target", "TARGET_DATABASE_URL",
-     "target (application) URL; falls back to DATABASE_URL"),
+    (
+        "source",
+        "--source",
+        "SOURCE_DATABASE_URL",
+        "source (data lake) URL; falls back to DATALAKE_DATABASE_URL",
+    ),
+    (
+        "target",
+        "--target",
+        "TARGET_DATABASE_URL",
+        "target (application) URL; falls back to DATABASE_URL",
+    ),
     ("slot", "--slot", "STREAMER_SLOT", "replication slot name (default: streamer)"),
-    ("publication", "--publication", "STREAMER_PUBLICATION",
-     "publication name (default: streamer)"),
-    ("source_table", "--source-table", "STREAMER_SOURCE_TABLE",
-     "source table (default: public.raw_transactions)"),
-    ("target_schema", "--target-schema", "STREAMER_TARGET_SCHEMA",
-     "schema of the target tables (default: public)"),
-    ("batch_size", "--batch-size", "STREAMER_BATCH_SIZE",
-     f"max rows per target transaction (default: {DEFAULT_BATCH_SIZE})"),
-    ("batch_timeout_ms", "--batch-timeout-ms", "STREAMER_BATCH_TIMEOUT_MS",
-     f"max wait before a partial batch is written (default: {DEFAULT_BATCH_TIMEOUT_MS})"),
-    ("metrics_host", "--metrics-host", "STREAMER_METRICS_HOST",
-     "metrics listen address (default: 127.0.0.1)"),
-    ("metrics_port", "--metrics-port", "STREAMER_METRICS_PORT",
-     "metrics port, 0 disables (default: 9188)"),
+    (
+        "publication",
+        "--publication",
+        "STREAMER_PUBLICATION",
+        "publication name (default: streamer)",
+    ),
+    (
+        "source_table",
+        "--source-table",
+        "STREAMER_SOURCE_TABLE",
+        "source table (default: public.raw_transactions)",
+    ),
+    (
+        "target_schema",
+        "--target-schema",
+        "STREAMER_TARGET_SCHEMA",
+        "schema of the target tables (default: public)",
+    ),
+    (
+        "batch_size",
+        "--batch-size",
+        "STREAMER_BATCH_SIZE",
+        f"max rows per target transaction (default: {DEFAULT_BATCH_SIZE})",
+    ),
+    (
+        "batch_timeout_ms",
+        "--batch-timeout-ms",
+        "STREAMER_BATCH_TIMEOUT_MS",
+        f"max wait before a partial batch is written (default: {DEFAULT_BATCH_TIMEOUT_MS})",
+    ),
+    (
+        "metrics_host",
+        "--metrics-host",
+        "STREAMER_METRICS_HOST",
+        "metrics listen address (default: 127.0.0.1)",
+    ),
+    (
+        "metrics_port",
+        "--metrics-port",
+        "STREAMER_METRICS_PORT",
+        "metrics port, 0 disables (default: 9188)",
+    ),
 )
 
 
@@ -58,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         "is read too.",
     )
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
-    parser.add_argument("--verbose", "-v", action="store_true",
-                        help="debug logging; tracebacks on errors")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="debug logging; tracebacks on errors"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -69,11 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     common(sub.add_parser("init", help="create publication, slot and target tables"))
     run = sub.add_parser("run", help="stream changes (forever, or until caught up)")
     common(run)
-    run.add_argument("--once", action="store_true",
-                     help="process everything up to the WAL position at start, then exit")
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="process everything up to the WAL position at start, then exit",
+    )
     demo = sub.add_parser("demo", help="run against a throwaway local PostgreSQL")
-    demo.add_argument("--once", action="store_true",
-                      help="load a few hundred rows, catch up, print a summary, exit")
+    demo.add_argument(
+        "--once",
+        action="store_true",
+        help="load a few hundred rows, catch up, print a summary, exit",
+    )
     demo.add_argument("--rows", type=int, default=300, help="rows to load with --once")
     return parser
 
@@ -95,7 +138,7 @@ def configure_logging(verbose: bool) -> None:
     )
 
 
-def install_stop_handlers(stop: threading.Event) -> None:
+def install_stop_handlers(stop: StopFlag) -> None:
     """SIGTERM/SIGINT ask the loop to finish cleanly; a second signal exits at once."""
 
     def handler(signum: int, frame: object) -> None:
@@ -134,7 +177,7 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     settings = settings_from(args, env)
     settings.require_urls()
-    stop = threading.Event()
+    stop = StopFlag()
     install_stop_handlers(stop)
     metrics = Metrics()
     metrics.set_info(settings.slot, settings.publication)
@@ -156,7 +199,7 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streamer.demo import run_demo  # noqa: PLC0415
 
-    stop = threading.Event()
+    stop = StopFlag()
     install_stop_handlers(stop)
     return run_demo(once=args.once, rows=args.rows, stop=stop)
 

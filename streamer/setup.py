@@ -32,9 +32,10 @@ def ensure_all(settings: Settings) -> list[str]:
     writer = BatchWriter(target_url, settings.target_schema, settings.slot)
     try:
         checkpoint = writer.read_checkpoint()
-        with translated("source", source_url, "setting up replication"), connect(
-            "source", source_url, autocommit=True
-        ) as conn:
+        with (
+            translated("source", source_url, "setting up replication"),
+            connect("source", source_url, autocommit=True) as conn,
+        ):
             admin.check_source(conn, settings)
             if admin.ensure_publication(conn, settings):
                 created.append(

@@ -13,25 +13,44 @@ from typing import Any
 # The seed's three sample payloads, verbatim.
 SEED_ROWS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     (
-        {"amt": 25.84, "p_id": "Stripe", "exec_ms": 402, "st_code": 1,
-         "server_txt": "00_SUCCESS", "card_country": "ES"},
+        {
+            "amt": 25.84,
+            "p_id": "Stripe",
+            "exec_ms": 402,
+            "st_code": 1,
+            "server_txt": "00_SUCCESS",
+            "card_country": "ES",
+        },
         {"id": "06cbe458-8bfd-408b-81d4-215a5b1b4594", "name": "Falabella", "country": "CO"},
     ),
     (
-        {"type": "XML_BLOB", "content": "<Tx><MerchID>2040ca76-48fa-4daa-b29d-2ebb956fd1ee"
-         "</MerchID><Org>CL</Org><Val>129.97</Val><Stat>APPROVED</Stat></Tx>"},
+        {
+            "type": "XML_BLOB",
+            "content": "<Tx><MerchID>2040ca76-48fa-4daa-b29d-2ebb956fd1ee"
+            "</MerchID><Org>CL</Org><Val>129.97</Val><Stat>APPROVED</Stat></Tx>",
+        },
         {"id": "2040ca76-48fa-4daa-b29d-2ebb956fd1ee", "name": "Shopito", "country": "PE"},
     ),
     (
-        {"status": "APPROVED", "provider": "PayU", "origin_iso": "AR",
-         "amount_details": {"value": 422.45, "currency": "USD"}},
+        {
+            "status": "APPROVED",
+            "provider": "PayU",
+            "origin_iso": "AR",
+            "amount_details": {"value": 422.45, "currency": "USD"},
+        },
         {"id": "38b80531-5702-43b7-84e0-e7fb86bd73b5", "name": "Netflix", "country": "PE"},
     ),
 ]
 
 MERCHANTS = [
-    ("Falabella", "CO"), ("Shopito", "PE"), ("Netflix", "PE"), ("Rappi", "CO"),
-    ("MercadoLibre", "AR"), ("Cornershop", "CL"), ("Linio", "MX"), ("Dafiti", "BR"),
+    ("Falabella", "CO"),
+    ("Shopito", "PE"),
+    ("Netflix", "PE"),
+    ("Rappi", "CO"),
+    ("MercadoLibre", "AR"),
+    ("Cornershop", "CL"),
+    ("Linio", "MX"),
+    ("Dafiti", "BR"),
 ]
 COUNTRIES = ["AR", "BR", "CL", "CO", "MX", "PE", "ES", "US", "UY"]
 CURRENCIES = ["USD", "EUR", "BRL", "MXN", "COP", "CLP", "ARS", "PEN"]
@@ -39,8 +58,12 @@ SERVER_TEXTS = ["00_SUCCESS", "05_DO_NOT_HONOR", "51_INSUFFICIENT_FUNDS", "91 IS
 STATUSES = ["APPROVED", "DECLINED", "PENDING", "REFUNDED", "CANCELLED", "ERROR"]
 BAD_PAYLOADS: list[dict[str, Any]] = [
     {"amt": "-5.00", "p_id": "Stripe", "st_code": 1},
-    {"status": "APPROVED", "provider": "PayU", "origin_iso": "ZZ",
-     "amount_details": {"value": 10, "currency": "USD"}},
+    {
+        "status": "APPROVED",
+        "provider": "PayU",
+        "origin_iso": "ZZ",
+        "amount_details": {"value": 10, "currency": "USD"},
+    },
     {"status": "APPROVED", "provider": "PayU", "amount_details": {"value": 1, "currency": "US$"}},
     {"type": "XML_BLOB", "content": "<Tx><Val>1.00</Val"},
     {"hello": "world"},

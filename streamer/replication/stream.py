@@ -11,6 +11,7 @@ from __future__ import annotations
 import select
 from typing import Final
 
+import psycopg
 from psycopg import pq
 
 from streamer.config import describe_url
@@ -78,52 +79,47 @@ class ReplicationStream:
     def read_frames(self, limit: int = MAX_FRAMES_PER_READ) -> list[memoryview]:
         """All CopyData frames already received (up to `limit`), without blocking."""
         pgconn = self._pgconn
-        if not pgconn.consume_input():
-            raise SourceUnavailable(f"replication connection lost: {self._error()}")
         frames: list[memoryview] = []
-        get = pgconn.get_copy_data
-        while len(frames) < limit:
-            nbytes, data = get(1)
-            if nbytes > 0:
-                frames.append(data)
-            elif nbytes == 0:
-                break
-            elif nbytes == -1:
-                result = pgconn.get_result()
-                detail = ""
-                if result is not None and result.status == pq.ExecStatus.FATAL_ERROR:
-                    detail = (
-                        ": "
-                        + (result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+        try:
+            pgconn.consume_input()
+            get = pgconn.get_copy_data
+            while len(frames) < limit:
+                nbytes, data = get(1)
+                if nbytes > 0:
+                    frames.append(data)
+                elif nbytes == 0:
+                    break
+                else:  # -1: the server ended COPY (shutdown, error, timeout)
+                    raise SourceUnavailable(
+                        f"the source ended the replication stream{self._end_reason()}"
                     )
-                raise SourceUnavailable(f"the source ended the replication stream{detail}")
-            else:
-                raise SourceUnavailable(f"replication stream error: {self._error()}")
+        except psycopg.OperationalError as exc:
+            raise SourceUnavailable(f"replication connection lost: {_first_line(exc)}") from None
         return frames
+
+    def _end_reason(self) -> str:
+        result = self._pgconn.get_result()
+        if result is not None and result.status == pq.ExecStatus.FATAL_ERROR:
+            message = result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b""
+            return ": " + message.decode(errors="replace")
+        return ""
 
     def send(self, message: bytes) -> None:
         """Queue a CopyData message to the server and push it out."""
-        if self._pgconn.put_copy_data(message) != 1:
-            raise SourceUnavailable(f"cannot send to the source: {self._error()}")
-        self.flush()
-
-    def flush(self, timeout: float = 10.0) -> None:
-        while True:
-            status = self._pgconn.flush()
-            if status == 0:
-                return
-            if status < 0:
-                raise SourceUnavailable(f"cannot send to the source: {self._error()}")
-            _, writable, _ = select.select([], [self.fileno], [], timeout)
-            if not writable:
-                raise ProtocolError("timed out sending a status update to the source")
-
-    def wait_readable(self, timeout: float) -> bool:
-        if timeout <= 0:
-            return False
-        readable, _, _ = select.select([self.fileno], [], [], timeout)
-        return bool(readable)
+        try:
+            self._pgconn.put_copy_data(message)
+            while self._pgconn.flush() == 1:
+                _, writable, _ = select.select([], [self.fileno], [], 10.0)
+                if not writable:
+                    raise ProtocolError("timed out sending a status update to the source")
+        except psycopg.OperationalError as exc:
+            raise SourceUnavailable(f"cannot send to the source: {_first_line(exc)}") from None
 
     def close(self) -> None:
         """Close the connection; the server sees the client go and frees the slot."""
         self._pgconn.finish()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
