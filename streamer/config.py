@@ -48,10 +48,10 @@ def describe_url(url: str) -> str:
         params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return "<invalid url>"
-    user = params.get("user") or ""
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    db = params.get("dbname") or user
+    user = str(params.get("user") or "")
+    host = str(params.get("host") or "localhost")
+    port = str(params.get("port") or "5432")
+    db = str(params.get("dbname") or user)
     return f"{user + '@' if user else ''}{host}:{port}/{db}"
 
 

@@ -75,7 +75,7 @@ def connect(role: str, url: str, **kwargs: Any) -> psycopg.Connection[Any]:
         raise connect_error(role, url, str(exc)) from None
 
 
-def connect_replication(url: str) -> pq.PGconn:
+def connect_replication(url: str) -> pq.abc.PGconn:
     """A `replication=database` libpq connection for the CopyBoth stream."""
     pgconn = pq.PGconn.connect(conninfo(url, replication="database").encode())
     if pgconn.status != pq.ConnStatus.OK:

@@ -27,7 +27,7 @@ class ReplicationStream:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._pgconn = connect_replication(url)
+        self._pgconn: pq.abc.PGconn = connect_replication(url)
         self._pgconn.nonblocking = 1
 
     @property

@@ -312,9 +312,7 @@ class _Guard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, StreamerError):
-            return False
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, psycopg.Error):
             self._writer.close()
             first = (str(exc).strip().splitlines() or ["error"])[0]
@@ -323,7 +321,6 @@ class _Guard:
             raise StreamerError(
                 f"target refused {self._doing}: {first} (SQLSTATE {exc.sqlstate})"
             ) from None
-        return False
 
 
 def _with_commit(chunks: list[TxnChunk], canonical: bool) -> Iterable[tuple[Any, ...]]:

@@ -72,31 +72,51 @@ class Lab:
 
     # -- the command -----------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("STREAMER_", "SOURCE_", "TARGET_", "DATALAKE_"))
-               and k != "DATABASE_URL"}
-        env.update(SOURCE_DATABASE_URL=self.source_url, TARGET_DATABASE_URL=self.target_url,
-                   STREAMER_SLOT=self.name, STREAMER_PUBLICATION=self.name,
-                   STREAMER_METRICS_PORT="0")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("STREAMER_", "SOURCE_", "TARGET_", "DATALAKE_"))
+            and k != "DATABASE_URL"
+        }
+        env.update(
+            SOURCE_DATABASE_URL=self.source_url,
+            TARGET_DATABASE_URL=self.target_url,
+            STREAMER_SLOT=self.name,
+            STREAMER_PUBLICATION=self.name,
+            STREAMER_METRICS_PORT="0",
+        )
         env.update(extra)
         return env
 
-    def cli(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "streamer", *args],
-                              env=env or self.env(), capture_output=True, text=True,
-                              timeout=timeout, cwd=self.source.root)
+    def cli(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamer", *args],
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.source.root,
+            check=False,
+        )
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([sys.executable, "-m", "streamer", *args],
-                                env=env or self.env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, cwd=self.source.root,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamer", *args],
+            env=env or self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=self.source.root,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
-    def stop(self, proc: subprocess.Popen[str], sig: int = signal.SIGTERM,
-             timeout: float = 20) -> int:
+    def stop(
+        self, proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 20
+    ) -> int:
         """Signal the process group, collect its output into `self.output`, return the
         exit code (raises on timeout, after a SIGKILL)."""
         if proc.poll() is None:
@@ -124,11 +144,12 @@ class Lab:
         with psycopg.connect(self.source_url) as conn:
             for start in range(0, len(rows), per_txn):
                 with conn.transaction(), conn.cursor() as cur:
-                    for data, merchant in rows[start:start + per_txn]:
+                    for data, merchant in rows[start : start + per_txn]:
                         cur.execute(
                             "INSERT INTO raw_transactions (data, merchant, transactional_id)"
                             " VALUES (%s, %s, gen_random_uuid()) RETURNING id::text",
-                            (_json(data), _json(merchant)))
+                            (_json(data), _json(merchant)),
+                        )
                         ids.append(cur.fetchone()[0])  # type: ignore[index]
         return ids
 
@@ -139,17 +160,23 @@ class Lab:
         """The target checkpoint LSN text; None while the table or row is missing."""
         if not self.scalar(self.target_url, "SELECT to_regclass('streamer_checkpoints')"):
             return None
-        return self.scalar(self.target_url,
-                           "SELECT lsn::text FROM streamer_checkpoints WHERE slot_name = %s",
-                           (self.name,))
+        return self.scalar(
+            self.target_url,
+            "SELECT lsn::text FROM streamer_checkpoints WHERE slot_name = %s",
+            (self.name,),
+        )
 
     def slot(self) -> dict[str, Any] | None:
         with psycopg.connect(self.source_url) as conn:
-            cur = conn.execute("SELECT * FROM pg_replication_slots WHERE slot_name = %s",
-                               (self.name,))
+            cur = conn.execute(
+                "SELECT * FROM pg_replication_slots WHERE slot_name = %s", (self.name,)
+            )
             row = cur.fetchone()
-            return dict(zip([d.name for d in cur.description or []], row, strict=True)) \
-                if row else None
+            return (
+                dict(zip([d.name for d in cur.description or []], row, strict=True))
+                if row
+                else None
+            )
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 60) -> bool:
         deadline = time.monotonic() + timeout
@@ -167,11 +194,16 @@ class Lab:
         with psycopg.connect(self.source.url(), autocommit=True) as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
-                " WHERE database = %s AND active_pid IS NOT NULL", (self.name,))
+                " WHERE database = %s AND active_pid IS NOT NULL",
+                (self.name,),
+            )
             for _ in range(50):
                 try:
-                    conn.execute("SELECT pg_drop_replication_slot(slot_name)"
-                                 " FROM pg_replication_slots WHERE database = %s", (self.name,))
+                    conn.execute(
+                        "SELECT pg_drop_replication_slot(slot_name)"
+                        " FROM pg_replication_slots WHERE database = %s",
+                        (self.name,),
+                    )
                     break
                 except psycopg.errors.ObjectInUse:
                     time.sleep(0.1)
@@ -180,22 +212,25 @@ class Lab:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def _lab(clusters: tuple[LocalCluster, LocalCluster], request: pytest.FixtureRequest
-         ) -> Iterator[Lab]:
+def _lab(
+    clusters: tuple[LocalCluster, LocalCluster], request: pytest.FixtureRequest
+) -> Iterator[Lab]:
     lab = Lab(clusters[0], clusters[1], f"t{os.getpid()}_{next(_counter)}")
     yield lab
     lab.cleanup()
 
 
 @pytest.fixture
-def lab(clusters: tuple[LocalCluster, LocalCluster], request: pytest.FixtureRequest
-        ) -> Iterator[Lab]:
+def lab(
+    clusters: tuple[LocalCluster, LocalCluster], request: pytest.FixtureRequest
+) -> Iterator[Lab]:
     yield from _lab(clusters, request)
 
 
 @pytest.fixture
-def lab18(pg18_clusters: tuple[LocalCluster, LocalCluster], request: pytest.FixtureRequest
-          ) -> Iterator[Lab]:
+def lab18(
+    pg18_clusters: tuple[LocalCluster, LocalCluster], request: pytest.FixtureRequest
+) -> Iterator[Lab]:
     yield from _lab(pg18_clusters, request)
 
 

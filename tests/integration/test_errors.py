@@ -11,8 +11,7 @@ from streamer.embedded import LocalCluster, wheel_bindir
 from tests.integration.conftest import Lab
 
 
-def assert_one_clear_line(result: subprocess.CompletedProcess[str], code: int, *words: str
-                          ) -> None:
+def assert_one_clear_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == code, output
     assert "Traceback" not in output
@@ -68,10 +67,22 @@ def test_wal_level_not_logical() -> None:
     with LocalCluster(wheel_bindir(), "replica", wal_level="replica", fsync="off") as cluster:
         url = cluster.url()
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE raw_transactions (id uuid primary key, data jsonb,"
-                         " merchant jsonb, transactional_id uuid)")
-        lab_env = {"SOURCE_DATABASE_URL": url, "TARGET_DATABASE_URL": url,
-                   "PATH": "/usr/bin:/bin", "STREAMER_METRICS_PORT": "0"}
-        result = subprocess.run([sys.executable, "-m", "streamer", "init"], env=lab_env,
-                                capture_output=True, text=True, timeout=60)
+            conn.execute(
+                "CREATE TABLE raw_transactions (id uuid primary key, data jsonb,"
+                " merchant jsonb, transactional_id uuid)"
+            )
+        lab_env = {
+            "SOURCE_DATABASE_URL": url,
+            "TARGET_DATABASE_URL": url,
+            "PATH": "/usr/bin:/bin",
+            "STREAMER_METRICS_PORT": "0",
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "streamer", "init"],
+            env=lab_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert_one_clear_line(result, 1, "wal_level", "logical")

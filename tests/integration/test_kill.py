@@ -66,8 +66,11 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(lab18: Lab) -> No
     assert rejected, "the workload includes bad rows"
 
     # amounts equal what the normalizer computes from the source rows
-    source = lab.sql(lab.source_url, "SELECT id::text, transactional_id::text, data::text,"
-                     " merchant::text, created_at::text FROM raw_transactions")
+    source = lab.sql(
+        lab.source_url,
+        "SELECT id::text, transactional_id::text, data::text,"
+        " merchant::text, created_at::text FROM raw_transactions",
+    )
     expected = {}
     for row in source:
         result = normalize(SourceRow(*row))

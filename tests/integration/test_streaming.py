@@ -11,9 +11,14 @@ from streamer.lsn import parse_lsn
 from streamer.synthetic import SEED_ROWS, PayloadFactory
 from tests.integration.conftest import Lab
 
-UNSAFE_XML = ({"type": "XML_BLOB", "content": '<?xml version="1.0"?><!DOCTYPE Tx '
-               '[<!ENTITY a "x">]><Tx><MerchID>m</MerchID><Val>&a;</Val></Tx>'},
-              {"id": "m", "name": "M", "country": "PE"})
+UNSAFE_XML = (
+    {
+        "type": "XML_BLOB",
+        "content": '<?xml version="1.0"?><!DOCTYPE Tx '
+        '[<!ENTITY a "x">]><Tx><MerchID>m</MerchID><Val>&a;</Val></Tx>',
+    },
+    {"id": "m", "name": "M", "country": "PE"},
+)
 
 
 def test_init_is_idempotent_and_creates_everything(lab: Lab) -> None:
@@ -24,14 +29,22 @@ def test_init_is_idempotent_and_creates_everything(lab: Lab) -> None:
     second = lab.cli("init")
     assert second.returncode == 0, second.stderr
     assert "nothing to do" in second.stdout
-    pub = lab.sql(lab.source_url, "SELECT pubinsert, pubupdate, pubdelete, pubtruncate"
-                  " FROM pg_publication WHERE pubname = %s", (lab.name,))
+    pub = lab.sql(
+        lab.source_url,
+        "SELECT pubinsert, pubupdate, pubdelete, pubtruncate"
+        " FROM pg_publication WHERE pubname = %s",
+        (lab.name,),
+    )
     assert pub == [(True, False, False, False)]
     slot = lab.slot()
     assert slot is not None and slot["plugin"] == "pgoutput"
     assert lab.checkpoint() == str(slot["confirmed_flush_lsn"])
-    tables = {r[0] for r in lab.sql(lab.target_url, "SELECT tablename FROM pg_tables"
-                                    " WHERE schemaname = 'public'")}
+    tables = {
+        r[0]
+        for r in lab.sql(
+            lab.target_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )
+    }
     assert {"transactions", "transactions_rejected", "streamer_checkpoints"} <= tables
 
 
@@ -40,15 +53,21 @@ def test_once_normalizes_rejects_and_never_duplicates(lab: Lab) -> None:
     ids = lab.insert([*SEED_ROWS, UNSAFE_XML], per_txn=1)
     result = lab.cli("run", "--once")
     assert result.returncode == 0, result.stderr
-    match = re.search(r"rows normalized (\d+), rows rejected (\d+), LSN reached ([0-9A-F/]+), "
-                      r"seconds ([\d.]+)", result.stdout)
+    match = re.search(
+        r"rows normalized (\d+), rows rejected (\d+), LSN reached ([0-9A-F/]+), "
+        r"seconds ([\d.]+)",
+        result.stdout,
+    )
     assert match, result.stdout
     assert (match[1], match[2]) == ("3", "1")
     assert sorted(lab.target_ids()) == sorted(ids[:3])
     assert lab.target_ids("transactions_rejected") == [ids[3]]
-    row = lab.sql(lab.target_url, "SELECT provider, amount, status, source_lsn::text,"
-                  " source_committed_at IS NOT NULL FROM transactions WHERE source_id = %s",
-                  (ids[0],))[0]
+    row = lab.sql(
+        lab.target_url,
+        "SELECT provider, amount, status, source_lsn::text,"
+        " source_committed_at IS NOT NULL FROM transactions WHERE source_id = %s",
+        (ids[0],),
+    )[0]
     assert row[:3] == ("stripe", Decimal("25.84"), "approved")
     assert row[4]
     assert parse_lsn(row[3]) <= parse_lsn(match[3])
@@ -99,8 +118,11 @@ def test_once_stops_at_the_lsn_noted_at_start_while_inserts_continue(lab: Lab) -
     # Rows committed after the start were not waited for: the run stopped although the
     # feeder kept inserting, and no applied row lies beyond the LSN it reports.
     assert not applied - set(before) - set(later)
-    beyond = lab.scalar(lab.target_url, "SELECT count(*) FROM transactions"
-                        " WHERE source_lsn > %s::pg_lsn", (reached_text,))
+    beyond = lab.scalar(
+        lab.target_url,
+        "SELECT count(*) FROM transactions WHERE source_lsn > %s::pg_lsn",
+        (reached_text,),
+    )
     assert beyond == 0
     assert lab.checkpoint() == reached_text
 

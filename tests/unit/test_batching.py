@@ -5,8 +5,23 @@ from streamer.normalize.records import Canonical, Rejection
 
 
 def canonical(i: int) -> Canonical:
-    return Canonical(f"id{i}", "t", "m", None, None, "stripe", "json", Decimal(1), None,
-                     "approved", None, None, None, "{}", None)
+    return Canonical(
+        f"id{i}",
+        "t",
+        "m",
+        None,
+        None,
+        "stripe",
+        "json",
+        Decimal(1),
+        None,
+        "approved",
+        None,
+        None,
+        None,
+        "{}",
+        None,
+    )
 
 
 def rejection(i: int) -> Rejection:

@@ -32,9 +32,7 @@ def test_flags_override_env_including_zero() -> None:
     assert (s.slot, s.metrics_port, s.batch_size) == ("from_flag", 0, 7)
 
 
-@pytest.mark.parametrize(
-    "slot", ['x"; DROP TABLE t;--', "x' , 'y", "Ünïcode", "UPPER", "a" * 64]
-)
+@pytest.mark.parametrize("slot", ['x"; DROP TABLE t;--', "x' , 'y", "Ünïcode", "UPPER", "a" * 64])
 def test_injection_and_invalid_slot_names_are_refused(slot: str) -> None:
     with pytest.raises(ConfigError):
         load_settings({"STREAMER_SLOT": slot})

@@ -5,8 +5,12 @@ from streamer.lsn import format_lsn, parse_lsn
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("0/0", 0), ("0/1AFABE8", 0x1AFABE8), ("16/B374D848", (0x16 << 32) | 0xB374D848),
-     ("FFFFFFFF/FFFFFFFF", 2**64 - 1)],
+    [
+        ("0/0", 0),
+        ("0/1AFABE8", 0x1AFABE8),
+        ("16/B374D848", (0x16 << 32) | 0xB374D848),
+        ("FFFFFFFF/FFFFFFFF", 2**64 - 1),
+    ],
 )
 def test_round_trip(text: str, value: int) -> None:
     assert parse_lsn(text) == value

@@ -29,9 +29,19 @@ def test_captured_stream_decodes_in_order() -> None:
     messages = [decode_message(data) for _, data in captured()]
     kinds = [type(m).__name__ for m in messages]
     assert kinds == [
-        "Begin", "Relation", "Insert", "Commit",
-        "Begin", "Insert", "Relation", "Insert", "Commit",
-        "Begin", "Relation", "Insert", "Commit",
+        "Begin",
+        "Relation",
+        "Insert",
+        "Commit",
+        "Begin",
+        "Insert",
+        "Relation",
+        "Insert",
+        "Commit",
+        "Begin",
+        "Relation",
+        "Insert",
+        "Commit",
     ]
 
 
@@ -53,7 +63,13 @@ def test_relation_and_insert_values() -> None:
     assert isinstance(relation, Relation)
     assert (relation.namespace, relation.name) == ("public", "raw_transactions")
     assert [c.name for c in relation.columns] == [
-        "id", "data", "merchant", "transactional_id", "created_at", "processed", "processed_at",
+        "id",
+        "data",
+        "merchant",
+        "transactional_id",
+        "created_at",
+        "processed",
+        "processed_at",
     ]
     assert relation.columns[0] == Column("id", 2950, True)
     assert relation.columns[1].type_oid == 3802
@@ -100,8 +116,12 @@ def _relation_with(columns: list[Column]) -> Relation:
     return Relation(1, "public", "raw_transactions", tuple(columns))
 
 
-BASE = [Column("id", 2950, True), Column("data", 3802, False),
-        Column("merchant", 3802, False), Column("transactional_id", 2950, False)]
+BASE = [
+    Column("id", 2950, True),
+    Column("data", 3802, False),
+    Column("merchant", 3802, False),
+    Column("transactional_id", 2950, False),
+]
 
 
 def test_dropped_data_column_stops_the_stream() -> None:
@@ -120,8 +140,13 @@ def test_changed_type_of_data_stops_the_stream() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"B\x00", b"I\x00\x00\x40\x01N\x00\x02t\x00\x00\x00\x09ab", b"I\x00\x00\x40\x01X",
-     b"I\x00\x00\x40\x01N\x00\x01z"],
+    [
+        b"",
+        b"B\x00",
+        b"I\x00\x00\x40\x01N\x00\x02t\x00\x00\x00\x09ab",
+        b"I\x00\x00\x40\x01X",
+        b"I\x00\x00\x40\x01N\x00\x01z",
+    ],
 )
 def test_malformed_messages_raise_protocol_error(payload: bytes) -> None:
     with pytest.raises(ProtocolError):
