@@ -61,6 +61,13 @@ class BatchBuilder:
         return self._open is not None
 
     @property
+    def oldest_commit_us(self) -> int | None:
+        """Commit time of the oldest transaction held here (for the lag gauge)."""
+        if self._done:
+            return self._done[0].commit_time_us
+        return self._open.commit_time_us if self._open is not None else None
+
+    @property
     def empty(self) -> bool:
         """Nothing received that is not yet handed out (an open transaction counts)."""
         return not self._done and self._open is None

@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from dotenv import dotenv_values
 
 from streamer import __version__
 from streamer.config import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT_MS, Settings, load_settings
-from streamer.errors import EXIT_RUNTIME, EXIT_USAGE, StreamerError
+from streamer.errors import EXIT_RUNTIME, EXIT_USAGE, ConfigError, StreamerError
 from streamer.stopping import StopFlag
 
 log = logging.getLogger("streamer")
@@ -86,32 +87,68 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # --verbose and --log-format work before or after the command name; SUPPRESS keeps a
+    # subcommand's default from overwriting a value given before it.
+    shared = _Parser(add_help=False)
+    shared.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="debug logging; tracebacks on errors",
+    )
+    shared.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=argparse.SUPPRESS,
+        help="log format (default: text) [env STREAMER_LOG_FORMAT]",
+    )
     parser = _Parser(
         prog="streamer",
+        parents=[shared],
         description="Stream raw_transactions inserts from a logical replication slot into "
         "a normalized transactions table, exactly once.",
         epilog="Flags override environment variables; a .env file in the working directory "
         "is read too.",
     )
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
-    parser.add_argument(
-        "--verbose", "-v", action="store_true", help="debug logging; tracebacks on errors"
-    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        for dest, flag, env, text in COMMON_OPTIONS:
-            p.add_argument(flag, dest=dest, metavar=env, help=f"{text} [env {env}]")
+    def command(name: str, text: str, options: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, parents=[shared])
+        if options:
+            for dest, flag, env, help_text in COMMON_OPTIONS:
+                p.add_argument(flag, dest=dest, metavar=env, help=f"{help_text} [env {env}]")
+        return p
 
-    common(sub.add_parser("init", help="create publication, slot and target tables"))
-    run = sub.add_parser("run", help="stream changes (forever, or until caught up)")
-    common(run)
+    command("init", "create publication, slot, target tables and checkpoint (idempotent)")
+    run = command("run", "stream changes (forever, or with --once until caught up)")
     run.add_argument(
         "--once",
         action="store_true",
         help="process everything up to the WAL position at start, then exit",
     )
-    demo = sub.add_parser("demo", help="run against a throwaway local PostgreSQL")
+    run.add_argument(
+        "--pushgateway",
+        metavar="STREAMER_PUSHGATEWAY_URL",
+        help="with --once: push final metrics to this Pushgateway (job streamer)"
+        " [env STREAMER_PUSHGATEWAY_URL]",
+    )
+    run.add_argument(
+        "--metrics-textfile",
+        dest="metrics_textfile",
+        metavar="STREAMER_METRICS_TEXTFILE",
+        help="with --once: write final metrics atomically to this file "
+        "(node_exporter textfile collector) [env STREAMER_METRICS_TEXTFILE]",
+    )
+    status = command("status", "slot, checkpoint, lag and row counts; exit 1 when unhealthy")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--max-lag-bytes", type=int, help="unhealthy above this lag")
+    status.add_argument("--max-lag-seconds", type=float, help="unhealthy above this lag")
+    command("check", "preflight checklist with a fix for each failure")
+    drop = command("drop", "remove the slot and the publication (decommissioning)")
+    drop.add_argument("--yes", action="store_true", help="really drop them")
+    demo = command("demo", "run against a throwaway local PostgreSQL", options=False)
     demo.add_argument(
         "--once",
         action="store_true",
@@ -130,12 +167,33 @@ def read_environment(cwd: Path | None = None) -> dict[str, str]:
     return {**values, **os.environ}
 
 
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def configure_logging(verbose: bool, log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:  # third-party chatter is not our operators' business
+        for noisy in ("psycopg", "sqlalchemy"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def install_stop_handlers(stop: StopFlag) -> None:
@@ -171,28 +229,99 @@ def cmd_init(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streamer import pipeline  # noqa: PLC0415
+    from streamer.health import RunState  # noqa: PLC0415
     from streamer.metrics import Metrics  # noqa: PLC0415
     from streamer.metrics_server import start_metrics_server  # noqa: PLC0415
+    from streamer.monitor import SourceMonitor  # noqa: PLC0415
     from streamer.setup import ensure_all  # noqa: PLC0415
 
     settings = settings_from(args, env)
-    settings.require_urls()
+    source_url, _ = settings.require_urls()
     stop = StopFlag()
     install_stop_handlers(stop)
     metrics = Metrics()
     metrics.set_info(settings.slot, settings.publication)
-    server = start_metrics_server(metrics, settings) if not args.once else None
+    state = RunState()
+    server = None if args.once else start_metrics_server(metrics, settings, state)
     log.info("streamer %s starting: %r", __version__, settings)
+    monitor = SourceMonitor(source_url, settings.slot, metrics, state)
     try:
         ensure_all(settings)
-        summary = pipeline.run(settings, once=args.once, metrics=metrics, stop=stop)
+        if not args.once:
+            monitor.start()
+        summary = pipeline.run(settings, once=args.once, metrics=metrics, stop=stop, state=state)
     finally:
+        monitor.stop()
         if server is not None:
             server.shutdown()
     if args.once:
         print(summary.line())
+        export_final_metrics(settings, metrics, state)
     else:
         log.info("stopped: %s", summary.line())
+    return 0
+
+
+def export_final_metrics(settings: Settings, metrics: Any, state: Any) -> None:
+    """For cron: push to a Pushgateway and/or write a node_exporter textfile."""
+    from prometheus_client import push_to_gateway, write_to_textfile  # noqa: PLC0415
+
+    from streamer.dbconn import connect  # noqa: PLC0415
+    from streamer.monitor import refresh  # noqa: PLC0415
+
+    if not (settings.pushgateway_url or settings.metrics_textfile):
+        return
+    try:
+        with connect("source", settings.require_urls()[0], autocommit=True) as conn:
+            refresh(conn, settings.slot, metrics, state)
+    except StreamerError as exc:
+        log.warning("final lag metrics unavailable: %s", exc)
+    if settings.metrics_textfile:
+        write_to_textfile(settings.metrics_textfile, metrics.registry)
+    if settings.pushgateway_url:
+        try:
+            push_to_gateway(settings.pushgateway_url, job="streamer", registry=metrics.registry)
+        except OSError as exc:
+            raise StreamerError(
+                f"could not push metrics to the Pushgateway: {exc}",
+                hint="check STREAMER_PUSHGATEWAY_URL / --pushgateway",
+            ) from None
+
+
+def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from streamer.status import gather  # noqa: PLC0415
+
+    status = gather(settings_from(args, env), args.max_lag_bytes, args.max_lag_seconds)
+    if args.json:
+        print(orjson.dumps(status.as_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print("\n".join(status.lines()))
+    return 0 if status.healthy else EXIT_RUNTIME
+
+
+def cmd_check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from streamer.preflight import run_checks  # noqa: PLC0415
+
+    results = run_checks(settings_from(args, env))
+    for result in results:
+        print(result.line())
+    failed = sum(r.status == "fail" for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return EXIT_RUNTIME if failed else 0
+
+
+def cmd_drop(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from streamer.setup import drop_all  # noqa: PLC0415
+
+    settings = settings_from(args, env)
+    if not args.yes:
+        raise ConfigError(
+            f"this drops replication slot {settings.slot!r} and publication "
+            f"{settings.publication!r}; changes not yet applied are lost",
+            hint="add --yes to confirm",
+        )
+    for line in drop_all(settings):
+        print(line)
     return 0
 
 
@@ -207,15 +336,21 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
     "init": cmd_init,
     "run": cmd_run,
+    "status": cmd_status,
+    "check": cmd_check,
+    "drop": cmd_drop,
     "demo": cmd_demo,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    env = read_environment()
+    args.verbose = getattr(args, "verbose", False)
+    log_format = getattr(args, "log_format", None) or env.get("STREAMER_LOG_FORMAT") or "text"
+    configure_logging(args.verbose, log_format if log_format in ("text", "json") else "text")
     try:
-        return COMMANDS[args.command](args, read_environment())
+        return COMMANDS[args.command](args, env)
     except StreamerError as exc:
         if args.verbose:
             log.exception("failed")

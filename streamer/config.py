@@ -106,6 +106,8 @@ class Settings:
     batch_timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9188
+    pushgateway_url: str | None = None
+    metrics_textfile: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -188,4 +190,6 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None
         metrics_port=_int(
             pick("metrics_port", "STREAMER_METRICS_PORT", 9188), "metrics port", 0, 65535
         ),
+        pushgateway_url=pick("pushgateway", "STREAMER_PUSHGATEWAY_URL"),
+        metrics_textfile=pick("metrics_textfile", "STREAMER_METRICS_TEXTFILE"),
     )

@@ -22,6 +22,7 @@ from streamer.batching import Batch, BatchBuilder
 from streamer.config import Settings
 from streamer.dbconn import connect, translated
 from streamer.errors import ConnectionFailed, ProtocolError, SlotProblem, StreamerError
+from streamer.health import RunState
 from streamer.lsn import format_lsn
 from streamer.metrics import Metrics, provider_label
 from streamer.normalize import normalize
@@ -82,6 +83,7 @@ def run(
     once: bool,
     metrics: Metrics,
     stop: StopFlag,
+    state: RunState | None = None,
 ) -> RunSummary:
     """Stream until stopped (or, with once, until the WAL position noted at start).
 
@@ -89,11 +91,12 @@ def run(
     durable checkpoint after a backoff; forever in streaming mode, a few times with once.
     """
     summary = RunSummary()
+    state = state or RunState()
     rng = random.Random()
     attempt = 0
     stop_lsn: int | None = None
     while True:
-        session = Session(settings, metrics, stop, summary)
+        session = Session(settings, metrics, stop, summary, state)
         try:
             if once and stop_lsn is None:
                 stop_lsn = session.note_stop_lsn()
@@ -118,9 +121,15 @@ class Session:
     """One replication session: connections, stream, writer thread."""
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, stop: StopFlag, summary: RunSummary
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        stop: StopFlag,
+        summary: RunSummary,
+        state: RunState,
     ) -> None:
         self.settings = settings
+        self.state = state
         self.metrics = metrics
         self.stop = stop
         self.summary = summary
@@ -150,6 +159,8 @@ class Session:
             self._writer.close()
         for database in ("source", "target"):
             self.metrics.connected.labels(database).set(0)
+        self.state.streaming = self.state.source_connected = False
+        self.state.target_connected = False
 
     # -- setup ---------------------------------------------------------------------------
     def _prepare(self) -> tuple[ReplicationStream, int]:
@@ -158,6 +169,7 @@ class Session:
         self._writer = writer = BatchWriter(self.target_url, settings.target_schema, settings.slot)
         checkpoint = writer.read_checkpoint()
         self.metrics.connected.labels("target").set(1)
+        self.state.target_connected = True
         with (
             translated("source", self.source_url, "checking the slot"),
             connect("source", self.source_url, autocommit=True) as conn,
@@ -182,9 +194,11 @@ class Session:
         self.wal_sender_timeout = _parse_duration(stream.server_setting("wal_sender_timeout"))
         stream.start(settings.slot, settings.publication, checkpoint or 0)
         self.metrics.connected.labels("source").set(1)
+        self.state.source_connected = True
         claimed = writer.claim(checkpoint if checkpoint is not None else confirmed)
         self.metrics.checkpoint_lsn.set(claimed)
         self.summary.checkpoint_lsn = max(self.summary.checkpoint_lsn, claimed)
+        self.state.checkpoint_lsn = claimed
         log.info(
             "streaming slot=%s publication=%s from checkpoint %s",
             settings.slot,
@@ -219,17 +233,22 @@ class Session:
             stream.send(build_status_update(received, confirmed, confirmed, now_pg_us(), reply))
             last_status = time.monotonic()
 
+        state = self.state
+        state.streaming = True
+        inflight_oldest: int | None = None  # oldest commit in the batch being written
         send_status()
         while True:
+            state.beat()
             # 1. finished writes: account, then confirm what is durable
             for result in writer.results():
                 self._account(result)
+                inflight_oldest = None
                 if result.batch.checkpoint_lsn is not None:
                     durable = max(durable, result.batch.checkpoint_lsn)
             if durable > confirmed:
                 confirmed = durable
                 self.metrics.checkpoint_lsn.set(durable)
-                self.summary.checkpoint_lsn = durable
+                self.summary.checkpoint_lsn = state.checkpoint_lsn = durable
                 send_status()
             now = time.monotonic()
             finished = stop_lsn is not None and (
@@ -283,7 +302,9 @@ class Session:
                 if ending:
                     builder.abandon_open()
                 if builder.ready(now, idle=drained or ending):
-                    writer.submit(builder.take(now))
+                    batch = builder.take(now)
+                    inflight_oldest = batch.chunks[0].commit_time_us if batch.chunks else None
+                    writer.submit(batch)
                 elif (
                     builder.empty
                     and not skipping
@@ -305,6 +326,15 @@ class Session:
                 send_status(reply=True)
                 last_reply_request = now
             progress.maybe_log(now, durable)
+            pending = builder.oldest_commit_us
+            state.oldest_pending_commit_us = (
+                inflight_oldest
+                if pending is None
+                else (pending if inflight_oldest is None else min(pending, inflight_oldest))
+            )
+            state.caught_up = drained and builder.empty and not writer.busy and not skipping
+            if state.caught_up:
+                state.caught_up_at = time.time()
             # 5. sleep until the socket or the writer has news
             if drained or ending:
                 waits = [writer.fileno]

@@ -11,7 +11,7 @@ import logging
 
 from streamer.config import Settings
 from streamer.dbconn import connect, translated
-from streamer.errors import SlotProblem
+from streamer.errors import SlotInUse, SlotProblem
 from streamer.lsn import format_lsn
 from streamer.replication import admin
 from streamer.sink.schema import create_tables
@@ -62,3 +62,26 @@ def ensure_all(settings: Settings) -> list[str]:
     for line in created:
         log.info("created %s", line)
     return created
+
+
+def drop_all(settings: Settings) -> list[str]:
+    """Decommission: drop the slot (refused while a consumer is attached) and the
+    publication. Target tables and the checkpoint row are kept (they hold the data)."""
+    source_url, _ = settings.require_urls()
+    done: list[str] = []
+    with (
+        translated("source", source_url, "dropping the slot"),
+        connect("source", source_url, autocommit=True) as conn,
+    ):
+        info = admin.slot_info(conn, settings.slot)
+        if info is not None:
+            if info.active:
+                raise SlotInUse(
+                    f"replication slot {settings.slot!r} is in use (pid {info.active_pid})",
+                    hint="stop `streamer run` first",
+                )
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (settings.slot,))
+            done.append(f"dropped replication slot {settings.slot}")
+        if admin.drop_publication(conn, settings.publication):
+            done.append(f"dropped publication {settings.publication}")
+    return done or ["nothing to drop"]

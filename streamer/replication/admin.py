@@ -88,6 +88,14 @@ def ensure_publication(conn: psycopg.Connection[Any], settings: Settings) -> boo
     return True
 
 
+def drop_publication(conn: psycopg.Connection[Any], name: str) -> bool:
+    """Drop the publication if it exists; True when dropped."""
+    if not _scalar(conn, "SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)):
+        return False
+    conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(name)))
+    return True
+
+
 def slot_info(conn: psycopg.Connection[Any], slot: str) -> SlotInfo | None:
     row = conn.execute(
         "SELECT plugin, database, active, active_pid, wal_status,"
