@@ -210,7 +210,8 @@ def install_stop_handlers(stop: StopFlag) -> None:
 
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-    flags = {dest: getattr(args, dest, None) for dest, *_ in COMMON_OPTIONS}
+    dests = [dest for dest, *_ in COMMON_OPTIONS] + ["pushgateway", "metrics_textfile"]
+    flags = {dest: getattr(args, dest, None) for dest in dests}
     return load_settings(env, flags)
 
 

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from streamer import __version__
 from streamer.normalize import KNOWN_PROVIDERS
 from streamer.normalize.records import REJECTION_REASONS
+
+# `_created` series double the exposition for no operational value.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 STAGES: Final = ("replication", "decode", "normalize", "write")
 DATABASES: Final = ("source", "target")

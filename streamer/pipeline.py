@@ -26,6 +26,7 @@ from streamer.health import RunState
 from streamer.lsn import format_lsn
 from streamer.metrics import Metrics, provider_label
 from streamer.normalize import normalize
+from streamer.normalize.records import REJECTION_REASONS
 from streamer.pgoutput.frames import (
     KEEPALIVE,
     XLOG_DATA,
@@ -241,7 +242,8 @@ class Session:
             state.beat()
             # 1. finished writes: account, then confirm what is durable
             for result in writer.results():
-                self._account(result)
+                self.made_progress = True
+                record_batch(self.metrics, self.summary, result)
                 inflight_oldest = None
                 if result.batch.checkpoint_lsn is not None:
                     durable = max(durable, result.batch.checkpoint_lsn)
@@ -349,42 +351,44 @@ class Session:
                     timeout = min(timeout, 0.2)
                 select.select(waits, [], [], max(0.001, timeout))
 
-    def _account(self, result: WriteResult) -> None:
-        """Metrics and summary for a committed batch."""
-        self.made_progress = True
-        metrics = self.metrics
-        batch = result.batch
-        normalized = rejected = 0
-        providers: Counter[str] = Counter()
-        reasons: Counter[str] = Counter()
-        for chunk in batch.chunks:
-            normalized += len(chunk.canonical)
-            rejected += len(chunk.rejected)
-            for row in chunk.canonical:
-                providers[row.provider] += 1
-            for rejection in chunk.rejected:
-                reasons[rejection.reason] += 1
-            if chunk.end_lsn is not None:
-                latency = result.committed_at - pg_us_to_unix(chunk.commit_time_us)
-                metrics.end_to_end_latency.observe(max(0.0, latency))
-                metrics.last_commit.set(pg_us_to_unix(chunk.commit_time_us))
-        for refused in result.refused:
-            reasons[refused.reason] += 1
-        normalized -= len(result.refused)
-        rejected += len(result.refused)
-        for provider, count in providers.items():
-            metrics.rows.labels("normalized", provider_label(provider)).inc(count)
-        if rejected:
-            metrics.rows.labels("rejected", "other").inc(rejected)
-        for reason, count in reasons.items():
-            metrics.rejected.labels(reason).inc(count)
-        metrics.transactions.inc(batch.transactions)
-        if batch.rows:
-            metrics.batch_rows.observe(batch.rows)
-        metrics.batch_duration.observe(result.duration_s)
-        self.summary.rows_normalized += normalized
-        self.summary.rows_rejected += rejected
-        self.summary.transactions += batch.transactions
+
+def record_batch(metrics: Metrics, summary: RunSummary, result: WriteResult) -> None:
+    """Metrics and run summary for a committed batch. Label values come from closed sets
+    only: payload-derived providers outside the known families count as `other`."""
+    batch = result.batch
+    normalized = rejected = 0
+    providers: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    refused_ids = {r.source_id for r in result.refused}
+    for chunk in batch.chunks:
+        normalized += len(chunk.canonical)
+        rejected += len(chunk.rejected)
+        for row in chunk.canonical:
+            if not refused_ids or row.source_id not in refused_ids:
+                providers[provider_label(row.provider)] += 1
+        for rejection in chunk.rejected:
+            reasons[rejection.reason] += 1
+        if chunk.end_lsn is not None:
+            latency = result.committed_at - pg_us_to_unix(chunk.commit_time_us)
+            metrics.end_to_end_latency.observe(max(0.0, latency))
+            metrics.last_commit.set(pg_us_to_unix(chunk.commit_time_us))
+    for refused in result.refused:
+        reasons[refused.reason] += 1
+    normalized -= len(result.refused)
+    rejected += len(result.refused)
+    for provider, count in providers.items():
+        metrics.rows.labels("normalized", provider).inc(count)
+    if rejected:
+        metrics.rows.labels("rejected", "other").inc(rejected)
+    for reason, count in reasons.items():
+        metrics.rejected.labels(reason if reason in REJECTION_REASONS else "other").inc(count)
+    metrics.transactions.inc(batch.transactions)
+    if batch.rows:
+        metrics.batch_rows.observe(batch.rows)
+    metrics.batch_duration.observe(result.duration_s)
+    summary.rows_normalized += normalized
+    summary.rows_rejected += rejected
+    summary.transactions += batch.transactions
 
 
 def _parse_duration(text: str | None) -> float:

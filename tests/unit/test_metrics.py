@@ -1,0 +1,82 @@
+"""Metrics: closed label sets whatever the payloads say."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from streamer.batching import Batch, TxnChunk
+from streamer.metrics import Metrics
+from streamer.normalize import normalize
+from streamer.normalize.records import Canonical, Rejection, SourceRow
+from streamer.pipeline import RunSummary, record_batch
+from streamer.writer_thread import WriteResult
+
+
+def series(metrics: Metrics) -> int:
+    return sum(len(family.samples) for family in metrics.registry.collect())
+
+
+def hostile_batch(n: int) -> Batch:
+    chunk = TxnChunk(commit_time_us=0, end_lsn=100)
+    for i in range(n):
+        provider = f'evil{i}"}}\n# {{x="y"}} \u202e{i}'
+        data = orjson.dumps(
+            {"amt": "1.00", "p_id": provider, "status": f"weird-{i}", "card_country": "ES"}
+        ).decode()
+        result = normalize(SourceRow(f"id{i}", "t", data, '{"id": "m"}', None))
+        if isinstance(result, Canonical):
+            chunk.canonical.append(result)
+        else:
+            chunk.rejected.append(result)
+    return Batch([chunk], 100, n, 0)
+
+
+def test_hostile_provider_and_status_strings_never_become_labels() -> None:
+    metrics = Metrics(CollectorRegistry())
+    summary = RunSummary()
+    record_batch(metrics, summary, WriteResult(hostile_batch(10), [], 0.01, 1.0))
+    before = series(metrics)
+    batch = hostile_batch(1000)
+    providers = {row.provider for chunk in batch.chunks for row in chunk.canonical}
+    assert len(providers) == 1000  # the hostile strings really are providers
+    record_batch(metrics, summary, WriteResult(batch, [], 0.01, 1.0))
+    assert series(metrics) == before
+    labels = {
+        sample.labels.get("provider")
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if "provider" in sample.labels
+    }
+    assert labels <= {"stripe", "payu", "unknown", "other"}
+    assert summary.rows_normalized + summary.rows_rejected == 1010
+
+
+def test_target_refused_rows_move_from_normalized_to_rejected() -> None:
+    row = Canonical(
+        "a",
+        "t",
+        "m",
+        None,
+        None,
+        "stripe",
+        "json",
+        Decimal(1),
+        None,
+        "approved",
+        None,
+        None,
+        None,
+        "{}",
+        None,
+    )
+    chunk = TxnChunk(0, 10, canonical=[row, row._replace(source_id="b")])
+    refused = [Rejection("a", "t", "{}", "{}", "target_refused", "SQLSTATE 23514: x")]
+    metrics, summary = Metrics(CollectorRegistry()), RunSummary()
+    record_batch(metrics, summary, WriteResult(Batch([chunk], 10, 2, 0), refused, 0.0, 0.0))
+    assert (summary.rows_normalized, summary.rows_rejected) == (1, 1)
+    value = metrics.registry.get_sample_value
+    assert value("streamer_rows_total", {"outcome": "normalized", "provider": "stripe"}) == 1
+    assert value("streamer_rejected_total", {"reason": "target_refused"}) == 1
