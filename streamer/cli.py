@@ -121,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
                 p.add_argument(flag, dest=dest, metavar=env, help=f"{help_text} [env {env}]")
         return p
 
-    command("init", "create publication, slot, target tables and checkpoint (idempotent)")
+    init = command("init", "create publication, slot, target tables and checkpoint (idempotent)")
+    init.add_argument("--backfill", default="all", metavar="{all,unprocessed,none}",
+                      help="copy rows already in the source when the slot is created: all "
+                      "(default), only the legacy poller's unprocessed ones, or none")
+    command("resync", "rebuild a lost slot: new slot + snapshot, copy what the target misses")
     run = command("run", "stream changes (forever, or with --once until caught up)")
     run.add_argument(
         "--once",
@@ -216,13 +220,15 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
 
 
 def cmd_init(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from streamer.backfill import validate_mode  # noqa: PLC0415
     from streamer.setup import ensure_all  # noqa: PLC0415
 
+    mode = validate_mode(args.backfill)
     settings = settings_from(args, env)
-    created = ensure_all(settings)
-    if created:
-        for line in created:
-            print(f"created {line}")
+    done = ensure_all(settings, backfill=mode)
+    if done:
+        for line in done:
+            print(line)
     else:
         print("nothing to do: publication, slot, checkpoint and target tables exist")
     return 0
@@ -326,6 +332,14 @@ def cmd_drop(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return 0
 
 
+def cmd_resync(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from streamer.setup import resync  # noqa: PLC0415
+
+    for line in resync(settings_from(args, env)):
+        print(line)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streamer.demo import run_demo  # noqa: PLC0415
 
@@ -337,6 +351,7 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
     "init": cmd_init,
     "run": cmd_run,
+    "resync": cmd_resync,
     "status": cmd_status,
     "check": cmd_check,
     "drop": cmd_drop,

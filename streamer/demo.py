@@ -121,7 +121,7 @@ def run_demo(once: bool, rows: int, stop: StopFlag) -> int:
             {}, {"source": source_url, "target": target_url, "metrics_port": port}
         )
         for line in ensure_all(settings):
-            print(f"created {line}")
+            print(line)
         metrics = Metrics()
         metrics.set_info(settings.slot, settings.publication)
         if once:

@@ -9,59 +9,140 @@ from __future__ import annotations
 
 import logging
 
+from streamer.backfill import copy_rows
 from streamer.config import Settings
 from streamer.dbconn import connect, translated
 from streamer.errors import SlotInUse, SlotProblem
 from streamer.lsn import format_lsn
 from streamer.replication import admin
+from streamer.replication.snapshot import ExportedSlot
 from streamer.sink.schema import create_tables
 from streamer.sink.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
 
-def ensure_all(settings: Settings) -> list[str]:
-    """Create whatever is missing; returns one human line per thing created."""
+def ensure_all(settings: Settings, backfill: str = "all") -> list[str]:
+    """Create whatever is missing; returns one human line per thing done.
+
+    A new slot is created with an exported snapshot and, unless `backfill` is "none", the
+    rows already in the source table are copied in that snapshot before the checkpoint
+    is handed to the stream. A copy that was killed part-way is resumed here.
+    """
     source_url, target_url = settings.require_urls()
-    created: list[str] = []
+    done: list[str] = []
     with translated("target", target_url, "creating the target tables"):
-        created += [
-            f"target table {settings.target_schema}.{name}"
+        done += [
+            f"created target table {settings.target_schema}.{name}"
             for name in create_tables(target_url, settings.target_schema)
         ]
     writer = BatchWriter(target_url, settings.target_schema, settings.slot)
     try:
         checkpoint = writer.read_checkpoint()
+        state, cursor = writer.backfill_state()
         with (
             translated("source", source_url, "setting up replication"),
             connect("source", source_url, autocommit=True) as conn,
         ):
             admin.check_source(conn, settings)
             if admin.ensure_publication(conn, settings):
-                created.append(
-                    f"publication {settings.publication} for {settings.qualified_source_table}"
-                    " (inserts only)"
+                done.append(
+                    f"created publication {settings.publication} for "
+                    f"{settings.qualified_source_table} (inserts only)"
                 )
             info = admin.slot_info(conn, settings.slot)
-            if info is None:
-                if checkpoint is not None:
-                    raise SlotProblem(
-                        f"replication slot {settings.slot!r} is missing on the source, but "
-                        f"the target has a checkpoint for it ({format_lsn(checkpoint)}): "
-                        "changes made since it disappeared were lost"
-                    )
-                start = admin.create_slot(conn, settings.slot)
-                created.append(f"replication slot {settings.slot} at {format_lsn(start)}")
-            else:
+            if info is not None:
                 admin.validate_slot(conn, info, settings.slot)
-                start = info.confirmed_flush_lsn or 0
-        if writer.ensure_checkpoint(start):
-            created.append(f"checkpoint for slot {settings.slot} at {format_lsn(start)}")
+        if info is None:
+            if checkpoint is not None:
+                raise SlotProblem(
+                    f"replication slot {settings.slot!r} is missing on the source, but "
+                    f"the target has a checkpoint for it ({format_lsn(checkpoint)}): "
+                    "changes made since it disappeared were lost"
+                )
+            done += _create_slot_and_backfill(settings, writer, backfill)
+        else:
+            start = info.confirmed_flush_lsn or 0
+            if writer.ensure_checkpoint(start):
+                done.append(f"created checkpoint for slot {settings.slot} at {format_lsn(start)}")
+            if state is not None and state.startswith("pending:"):
+                mode = state.split(":", 1)[1]
+                log.info("resuming the %s backfill after id %s", mode, cursor)
+                writer.claim(start)
+                result = copy_rows(settings, writer, start, mode, after_id=cursor)
+                writer.set_backfill("done")
+                done.append(f"resumed and finished: {result.line()}")
     finally:
         writer.close()
-    for line in created:
-        log.info("created %s", line)
-    return created
+    for line in done:
+        log.info("%s", line)
+    return done
+
+
+def _create_slot_and_backfill(settings: Settings, writer: BatchWriter, mode: str) -> list[str]:
+    """New slot with an exported snapshot; copy the existing rows in that snapshot."""
+    source_url, _ = settings.require_urls()
+    done = []
+    with (
+        translated("source", source_url, "creating the slot"),
+        ExportedSlot(source_url, settings.slot) as exported,
+    ):
+        lsn = exported.consistent_lsn
+        done.append(f"created replication slot {settings.slot} at {format_lsn(lsn)}")
+        if mode == "none":
+            writer.ensure_checkpoint(lsn)
+        else:
+            # Pending first, committed before the copy: a killed copy is resumed later.
+            writer.set_backfill(f"pending:{mode}", lsn)
+            writer.claim(lsn)
+            result = copy_rows(settings, writer, lsn, mode, snapshot=exported.snapshot_name)
+            writer.set_backfill("done")
+            done.append(result.line())
+    done.append(f"checkpoint for slot {settings.slot} at {format_lsn(lsn)}")
+    return done
+
+
+def resync(settings: Settings) -> list[str]:
+    """The explicit repair for a lost slot: drop it if it still exists, create a new one
+    with an exported snapshot, copy every source row not yet in the target, and move the
+    checkpoint to the new consistent point."""
+    source_url, target_url = settings.require_urls()
+    done: list[str] = []
+    with translated("target", target_url, "creating the target tables"):
+        create_tables(target_url, settings.target_schema)
+    with (
+        translated("source", source_url, "preparing the resync"),
+        connect("source", source_url, autocommit=True) as conn,
+    ):
+        admin.check_source(conn, settings)
+        if admin.ensure_publication(conn, settings):
+            done.append(f"created publication {settings.publication}")
+        info = admin.slot_info(conn, settings.slot)
+        if info is not None:
+            if info.active:
+                raise SlotInUse(
+                    f"replication slot {settings.slot!r} is in use (pid {info.active_pid})",
+                    hint="stop `streamer run` first",
+                )
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (settings.slot,))
+            done.append(f"dropped replication slot {settings.slot}")
+    writer = BatchWriter(target_url, settings.target_schema, settings.slot)
+    try:
+        with (
+            translated("source", source_url, "creating the slot"),
+            ExportedSlot(source_url, settings.slot) as exported,
+        ):
+            lsn = exported.consistent_lsn
+            done.append(f"created replication slot {settings.slot} at {format_lsn(lsn)}")
+            writer.set_backfill("pending:all", lsn)
+            writer.claim(lsn)
+            result = copy_rows(settings, writer, lsn, "all", snapshot=exported.snapshot_name)
+            writer.set_backfill("done")
+            done.append(result.line() + " (rows already in the target were skipped)")
+            done.append(f"moved the checkpoint to {format_lsn(lsn)}")
+    finally:
+        writer.close()
+    return done
 
 
 def drop_all(settings: Settings) -> list[str]:

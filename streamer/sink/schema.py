@@ -102,6 +102,10 @@ def build_metadata(schema: str) -> sa.MetaData:
         sa.Column("slot_name", sa.Text, primary_key=True),
         sa.Column("lsn", PgLsn(), nullable=False),
         sa.Column("epoch", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        # Backfill bookkeeping: "pending" until the initial copy finished; the cursor is
+        # the last source id copied, committed with each chunk so a killed copy resumes.
+        sa.Column("backfill", sa.Text),
+        sa.Column("backfill_cursor", sa.Text),
         sa.Column("updated_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=now),
     )
     return metadata

@@ -98,6 +98,33 @@ class BatchWriter:
             self.conn.commit()
         return parse_lsn(row[0]) if row else None
 
+    def set_backfill(self, state: str | None, lsn: int | None = None) -> None:
+        """Mark the backfill pending (optionally resetting the checkpoint to a new slot's
+        consistent point, as resync does) or done; creates the row if missing."""
+        with self._guard("recording the backfill state"), self.conn.transaction():
+            self.conn.execute(
+                sql.SQL(
+                    "INSERT INTO {t} AS c (slot_name, lsn, backfill) VALUES (%s, %s::pg_lsn, %s)"
+                    " ON CONFLICT (slot_name) DO UPDATE SET backfill = EXCLUDED.backfill,"
+                    " lsn = CASE WHEN %s THEN EXCLUDED.lsn ELSE c.lsn END,"
+                    " backfill_cursor = CASE WHEN %s THEN NULL ELSE c.backfill_cursor END,"
+                    " updated_at = now()"
+                ).format(t=self._ckpt),
+                (self._slot, format_lsn(lsn or 0), state, lsn is not None, lsn is not None),
+            )
+
+    def backfill_state(self) -> tuple[str | None, str | None]:
+        """(state, cursor) of the slot's backfill; (None, None) when there is no row."""
+        with self._guard("reading the backfill state"):
+            row = self.conn.execute(
+                sql.SQL("SELECT backfill, backfill_cursor FROM {} WHERE slot_name = %s").format(
+                    self._ckpt
+                ),
+                (self._slot,),
+            ).fetchone()
+            self.conn.commit()
+        return (row[0], row[1]) if row else (None, None)
+
     def claim(self, initial_lsn: int) -> int:
         """Take ownership of the slot's checkpoint (bumping its epoch fences any older
         writer) and return the checkpoint LSN, created at `initial_lsn` if missing."""
@@ -127,38 +154,53 @@ class BatchWriter:
             )
             return cur.rowcount == 1
 
-    def _fence(self, cur: psycopg.Cursor[Any], lsn: int | None) -> None:
-        """Move the checkpoint (never backwards) if this writer still owns it."""
+    def _fence(
+        self, cur: psycopg.Cursor[Any], lsn: int | None, backfill_cursor: str | None = None
+    ) -> None:
+        """Move the checkpoint (never backwards) if this writer still owns it; a backfill
+        chunk also records how far the copy got, in the same transaction."""
         cur.execute(
             sql.SQL(
-                "UPDATE {} SET lsn = GREATEST(lsn, coalesce(%s::pg_lsn, lsn)), updated_at = now()"
+                "UPDATE {} SET lsn = GREATEST(lsn, coalesce(%s::pg_lsn, lsn)), updated_at = now(),"
+                " backfill_cursor = coalesce(%s, backfill_cursor)"
                 " WHERE slot_name = %s AND epoch = %s"
             ).format(self._ckpt),
-            (format_lsn(lsn) if lsn is not None else None, self._slot, self._epoch),
+            (
+                format_lsn(lsn) if lsn is not None else None,
+                backfill_cursor,
+                self._slot,
+                self._epoch,
+            ),
         )
         if cur.rowcount != 1:
             raise Fenced(f"the checkpoint of slot {self._slot!r} was claimed by another writer")
 
     # -- writing -----------------------------------------------------------------------
-    def write(self, batch: Batch) -> list[Rejection]:
-        """Commit the batch; returns rows the target refused (stored as rejections)."""
+    def write(
+        self, batch: Batch, guarded: bool = False, backfill_cursor: str | None = None
+    ) -> list[Rejection]:
+        """Commit the batch; returns rows the target refused (stored as rejections).
+
+        `guarded` skips the fast path, for writers that expect duplicates (backfills)."""
+        lsn = batch.checkpoint_lsn
         with self._guard("writing a batch"):
+            if not guarded:
+                try:
+                    with self.conn.transaction(), self.conn.cursor() as cur:
+                        self._fence(cur, lsn, backfill_cursor)
+                        self._copy_batch(cur, batch)
+                    return []
+                except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+                    if is_transient(exc):
+                        raise
+                    log.info(
+                        "batch up to %s hit %s; retrying it through staging",
+                        format_lsn(lsn or 0),
+                        exc.sqlstate,
+                    )
             try:
                 with self.conn.transaction(), self.conn.cursor() as cur:
-                    self._fence(cur, batch.checkpoint_lsn)
-                    self._copy_batch(cur, batch)
-                return []
-            except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-                if is_transient(exc):
-                    raise
-                log.warning(
-                    "batch up to %s hit %s; retrying it through staging",
-                    format_lsn(batch.checkpoint_lsn or 0),
-                    exc.sqlstate,
-                )
-            try:
-                with self.conn.transaction(), self.conn.cursor() as cur:
-                    self._fence(cur, batch.checkpoint_lsn)
+                    self._fence(cur, lsn, backfill_cursor)
                     self._stage_batch(cur, batch)
                 return []
             except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
@@ -166,7 +208,7 @@ class BatchWriter:
                     raise
                 log.warning("staging hit %s; writing the batch row by row", exc.sqlstate)
             with self.conn.transaction(), self.conn.cursor() as cur:
-                self._fence(cur, batch.checkpoint_lsn)
+                self._fence(cur, lsn, backfill_cursor)
                 return self._rows_one_by_one(cur, batch)
 
     def _ensure_spill(self, cur: psycopg.Cursor[Any]) -> None:
