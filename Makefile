@@ -16,6 +16,7 @@ demo: $(STAMP)  ## the product on a throwaway local PostgreSQL (Ctrl-C stops it)
 	$(BIN)/streamer demo
 
 test: $(STAMP)  ## lint, types, then the whole suite (unit + integration on PG 18 and 15)
+	./scripts/system-deps.sh
 	$(BIN)/ruff check streamer tests
 	$(BIN)/ruff format --check streamer tests
 	$(BIN)/mypy

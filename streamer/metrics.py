@@ -98,6 +98,9 @@ class Metrics:
             registry=r,
         )
         # Pre-create closed-set series so dashboards and alerts see zeros, not gaps.
+        for provider in sorted(KNOWN_PROVIDERS | {"other"}):
+            self.rows.labels("normalized", provider)
+        self.rows.labels("rejected", "other")
         for reason in sorted(REJECTION_REASONS):
             self.rejected.labels(reason)
         for stage in STAGES:
