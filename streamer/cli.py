@@ -122,9 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     init = command("init", "create publication, slot, target tables and checkpoint (idempotent)")
-    init.add_argument("--backfill", default="all", metavar="{all,unprocessed,none}",
-                      help="copy rows already in the source when the slot is created: all "
-                      "(default), only the legacy poller's unprocessed ones, or none")
+    init.add_argument(
+        "--backfill",
+        default="all",
+        metavar="{all,unprocessed,none}",
+        help="copy rows already in the source when the slot is created: all "
+        "(default), only the legacy poller's unprocessed ones, or none",
+    )
     command("resync", "rebuild a lost slot: new slot + snapshot, copy what the target misses")
     run = command("run", "stream changes (forever, or with --once until caught up)")
     run.add_argument(
@@ -253,10 +257,16 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     log.info("streamer %s starting: %r", __version__, settings)
     monitor = SourceMonitor(source_url, settings.slot, metrics, state)
     try:
-        ensure_all(settings)
         if not args.once:
             monitor.start()
-        summary = pipeline.run(settings, once=args.once, metrics=metrics, stop=stop, state=state)
+        summary = pipeline.run(
+            settings,
+            once=args.once,
+            metrics=metrics,
+            stop=stop,
+            state=state,
+            prepare=lambda: ensure_all(settings),
+        )
     finally:
         monitor.stop()
         if server is not None:

@@ -25,6 +25,7 @@ SAFE_DEFAULTS: dict[str, Any] = {
     "keepalives_idle": 20,
     "keepalives_interval": 5,
     "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: unacknowledged data (a cut link) fails the socket
     "application_name": "streamer",
 }
 
@@ -64,7 +65,9 @@ def connect_error(role: str, url: str, message: str) -> StreamerError:
             f"{where} refused the connection: {reason}",
             hint="add a pg_hba.conf line for this role (see README, Security)",
         )
-    return ConnectionFailed(f"cannot connect to {where}: {reason}", hint=_ENV_HINT[role])
+    return ConnectionFailed(
+        f"cannot connect to {where}: {reason}", hint=_ENV_HINT[role], database=role
+    )
 
 
 def connect(role: str, url: str, **kwargs: Any) -> psycopg.Connection[Any]:
@@ -95,7 +98,8 @@ def translated(role: str, url: str, doing: str) -> Iterator[None]:
     except psycopg.OperationalError as exc:
         raise ConnectionFailed(
             f"lost the {role} database at {describe_url(url)} while {doing}: "
-            f"{_first_line(str(exc))}"
+            f"{_first_line(str(exc))}",
+            database=role,
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise PreflightFailed(

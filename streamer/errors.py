@@ -35,10 +35,20 @@ class ConnectionFailed(StreamerError):
     """cannot connect to a database."""
 
     retryable = True
+    database = "source"  # which side failed: "source" or "target"
+
+    def __init__(
+        self, message: str | None = None, hint: str | None = None, database: str | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        if database is not None:
+            self.database = database
 
 
 class TargetUnavailable(ConnectionFailed):
     """lost the connection to the target database."""
+
+    database = "target"
 
 
 class SourceUnavailable(ConnectionFailed):

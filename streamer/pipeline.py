@@ -15,13 +15,21 @@ import random
 import select
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from streamer import failpoints
 from streamer.batching import Batch, BatchBuilder
 from streamer.config import Settings
 from streamer.dbconn import connect, translated
-from streamer.errors import ConnectionFailed, ProtocolError, SlotProblem, StreamerError
+from streamer.errors import (
+    ConnectionFailed,
+    ProtocolError,
+    SlotProblem,
+    SourceUnavailable,
+    StreamerError,
+)
 from streamer.health import RunState
 from streamer.lsn import format_lsn
 from streamer.metrics import Metrics, provider_label
@@ -53,6 +61,7 @@ PROGRESS_LOG_INTERVAL_S: Final = 10.0
 ONCE_MAX_ATTEMPTS: Final = 5
 BACKOFF_BASE_S: Final = 0.5
 BACKOFF_CAP_S: Final = 30.0
+RECEIVE_TIMEOUT_MIN_S: Final = 5.0
 
 
 @dataclass
@@ -84,12 +93,16 @@ def run(
     once: bool,
     metrics: Metrics,
     stop: StopFlag,
+    *,
     state: RunState | None = None,
+    prepare: Callable[[], object] | None = None,
 ) -> RunSummary:
     """Stream until stopped (or, with once, until the WAL position noted at start).
 
-    Retryable failures (a database restart, a cut connection) restart the session from the
-    durable checkpoint after a backoff; forever in streaming mode, a few times with once.
+    `prepare` (setup: tables, publication, slot) runs once before the first session.
+    Retryable failures (a database down or restarting, a cut connection) restart the
+    session from the durable checkpoint after a backoff: forever in streaming mode, a few
+    times with once. Everything else (bad setup, a lost slot) ends the run.
     """
     summary = RunSummary()
     state = state or RunState()
@@ -99,19 +112,22 @@ def run(
     while True:
         session = Session(settings, metrics, stop, summary, state)
         try:
+            if prepare is not None:
+                prepare()
+                prepare = None
             if once and stop_lsn is None:
                 stop_lsn = session.note_stop_lsn()
             session.run(stop_lsn)
             return summary
         except (ConnectionFailed, ProtocolError) as exc:
-            metrics.errors.labels("replication" if session.source_failed(exc) else "write").inc()
+            database = getattr(exc, "database", "source")
+            metrics.errors.labels("replication" if database == "source" else "write").inc()
             attempt = 0 if session.made_progress else attempt + 1
             if once and attempt >= ONCE_MAX_ATTEMPTS:
                 raise
             delay = backoff_delay(attempt, rng)
             log.warning("%s; reconnecting in %.1fs (attempt %d)", exc, delay, attempt + 1)
-            for database in ("source", "target"):
-                metrics.reconnects.labels(database).inc()
+            metrics.reconnects.labels(database).inc()
             if stop.wait(delay):
                 return summary
         finally:
@@ -140,9 +156,6 @@ class Session:
         self._stream: ReplicationStream | None = None
         self._writer: BatchWriter | None = None
         self._thread: WriterThread | None = None
-
-    def source_failed(self, exc: BaseException) -> bool:
-        return "target" not in str(exc)
 
     def note_stop_lsn(self) -> int:
         with (
@@ -227,6 +240,11 @@ class Session:
         reached_end = False
         last_status = last_idle_advance = last_reply_request = 0.0
         status_interval = min(STATUS_INTERVAL_S, max(0.5, self.wal_sender_timeout / 3))
+        # Every periodic status update asks for a reply, so a healthy link always brings
+        # something within a few intervals; silence beyond that means a dead or half-open
+        # connection, which TCP alone may take minutes to notice.
+        receive_timeout = max(3 * status_interval, RECEIVE_TIMEOUT_MIN_S)
+        last_frame_at = time.monotonic()
         progress = _Progress(self.summary)
 
         def send_status(reply: bool = False) -> None:
@@ -248,6 +266,8 @@ class Session:
                 if result.batch.checkpoint_lsn is not None:
                     durable = max(durable, result.batch.checkpoint_lsn)
             if durable > confirmed:
+                if failpoints.ACTIVE:
+                    failpoints.hit("after_commit")
                 confirmed = durable
                 self.metrics.checkpoint_lsn.set(durable)
                 self.summary.checkpoint_lsn = state.checkpoint_lsn = durable
@@ -261,6 +281,13 @@ class Session:
             backpressure = writer.busy and builder.ready(now, idle=False)
             # 2. read whatever the server has sent
             frames = [] if ending or backpressure else stream.read_frames()
+            if frames or backpressure or ending:
+                last_frame_at = now
+            elif now - last_frame_at > receive_timeout:
+                raise SourceUnavailable(
+                    f"no data from the source for {now - last_frame_at:.0f}s "
+                    "(connection dead or half-open)"
+                )
             for frame in frames:
                 kind = frame[0]
                 if kind == XLOG_DATA:
@@ -294,6 +321,7 @@ class Session:
                     if not builder.in_transaction and not skipping:
                         keepalive_end = keepalive.wal_end
                     if keepalive.reply_requested:
+                        last_idle_advance = 0.0  # the server waits on us: advance now
                         send_status()
                 else:
                     raise ProtocolError(f"unexpected replication frame type {kind:#x}")
@@ -305,6 +333,8 @@ class Session:
                     builder.abandon_open()
                 if builder.ready(now, idle=drained or ending):
                     batch = builder.take(now)
+                    if failpoints.ACTIVE and batch.rows:
+                        failpoints.hit("after_decode")
                     inflight_oldest = batch.chunks[0].commit_time_us if batch.chunks else None
                     writer.submit(batch)
                 elif (
@@ -322,7 +352,7 @@ class Session:
                     return
             # 4. keep the connection alive; in once mode ask where the server is
             if now - last_status >= status_interval:
-                send_status()
+                send_status(reply=True)
             asking = stop_lsn is not None and drained and builder.empty and not ending
             if asking and now - last_reply_request >= 0.2:
                 send_status(reply=True)

@@ -17,6 +17,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
+from streamer import failpoints
 from streamer.batching import Batch, TxnChunk
 from streamer.dbconn import connect
 from streamer.errors import Fenced, StreamerError, TargetUnavailable
@@ -189,6 +190,8 @@ class BatchWriter:
                     with self.conn.transaction(), self.conn.cursor() as cur:
                         self._fence(cur, lsn, backfill_cursor)
                         self._copy_batch(cur, batch)
+                        if failpoints.ACTIVE:
+                            failpoints.hit("before_commit")
                     return []
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     if is_transient(exc):
@@ -240,7 +243,10 @@ class BatchWriter:
         whole = [c for c in batch.chunks if c.end_lsn is not None]
         partial = [c for c in batch.chunks if c.end_lsn is None]
         self._copy(cur, self._tx, self._tx_cols, _with_commit(whole, canonical=True))
-        self._copy(cur, self._rej, self._rej_cols, _with_commit(whole, canonical=False))
+        rejected = _with_commit(whole, canonical=False)
+        if failpoints.ACTIVE and any(c.rejected for c in whole):
+            rejected = _crash_midway(rejected)
+        self._copy(cur, self._rej, self._rej_cols, rejected)
         self._spill(cur, partial)
         for chunk in whole:
             if chunk.continues_spill:
@@ -373,6 +379,13 @@ def _with_commit(chunks: list[TxnChunk], canonical: bool) -> Iterable[tuple[Any,
         tail: tuple[Any, ...] = (committed, lsn) if lsn is not None else (committed,)
         for row in chunk.canonical if canonical else chunk.rejected:
             yield (*row, *tail)
+
+
+def _crash_midway(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
+    """Failpoint `rejected_write`: die while the rejected rows are being copied."""
+    for row in rows:
+        yield row
+        failpoints.hit("rejected_write")
 
 
 def _merchant_json(row: Any) -> str:
