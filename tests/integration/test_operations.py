@@ -56,8 +56,12 @@ def test_metrics_health_and_ready_endpoints(lab: Lab) -> None:
         assert metric(text, "streamer_connected", 'database="source"') == 1
         assert (metric(text, "streamer_checkpoint_lsn") or 0) > 0
         assert metric(text, "streamer_end_to_end_latency_seconds_count") == 1
-        assert metric(text, "streamer_info", f'publication="{lab.name}",slot="{lab.name}",'
-                      'version="0.1.0"') == 1
+        assert (
+            metric(
+                text, "streamer_info", f'publication="{lab.name}",slot="{lab.name}",version="0.1.0"'
+            )
+            == 1
+        )
     finally:
         assert lab.stop(proc) == 0, lab.output
 
@@ -84,8 +88,16 @@ def test_check_lists_every_item_and_passes_on_a_good_setup(lab: Lab) -> None:
     assert lab.cli("init").returncode == 0
     result = lab.cli("check")
     assert result.returncode == 0, result.stdout
-    for item in ("wal_level", "max_replication_slots", "max_wal_senders", "publication",
-                 "slot", "max_slot_wal_keep_size", "synchronous_commit", "target tables"):
+    for item in (
+        "wal_level",
+        "max_replication_slots",
+        "max_wal_senders",
+        "publication",
+        "slot",
+        "max_slot_wal_keep_size",
+        "synchronous_commit",
+        "target tables",
+    ):
         assert item in result.stdout
     assert "[warn] max_slot_wal_keep_size" in result.stdout  # unlimited on test clusters
 
@@ -104,8 +116,9 @@ def test_missing_slot_with_a_checkpoint_stops_with_exit_3_and_is_not_recreated(l
 def test_slot_confirmed_ahead_of_checkpoint_stops_with_exit_3(lab: Lab) -> None:
     assert lab.cli("init").returncode == 0
     lab.insert(SEED_ROWS)
-    lab.sql(lab.source_url, "SELECT pg_replication_slot_advance(%s, pg_current_wal_lsn())",
-            (lab.name,))
+    lab.sql(
+        lab.source_url, "SELECT pg_replication_slot_advance(%s, pg_current_wal_lsn())", (lab.name,)
+    )
     result = lab.cli("run", "--once")
     assert result.returncode == 3
     assert "ahead of the target checkpoint" in result.stderr
@@ -121,8 +134,10 @@ def test_idle_slot_keeps_advancing_while_other_tables_write(lab: Lab) -> None:
     try:
         assert lab.wait_for(lambda: bool((lab.slot() or {}).get("active")), 30)
         for _ in range(16):  # ~4 MB of WAL per statement
-            lab.sql(lab.source_url, "INSERT INTO noise SELECT repeat('x', 1000)"
-                    " FROM generate_series(1, 3500)")
+            lab.sql(
+                lab.source_url,
+                "INSERT INTO noise SELECT repeat('x', 1000) FROM generate_series(1, 3500)",
+            )
         current = parse_lsn(lab.scalar(lab.source_url, "SELECT pg_current_wal_lsn()::text"))
 
         def released() -> bool:
@@ -164,5 +179,6 @@ def test_drop_needs_yes_and_refuses_an_active_slot(lab: Lab) -> None:
     assert dropped.returncode == 0, dropped.stderr
     assert "dropped replication slot" in dropped.stdout
     assert lab.slot() is None
-    assert not lab.sql(lab.source_url, "SELECT 1 FROM pg_publication WHERE pubname = %s",
-                       (lab.name,))
+    assert not lab.sql(
+        lab.source_url, "SELECT 1 FROM pg_publication WHERE pubname = %s", (lab.name,)
+    )
