@@ -12,7 +12,7 @@ import logging
 from streamer.backfill import copy_rows
 from streamer.config import Settings
 from streamer.dbconn import connect, translated
-from streamer.errors import SlotInUse, SlotProblem
+from streamer.errors import SlotProblem
 from streamer.lsn import format_lsn
 from streamer.replication import admin
 from streamer.replication.snapshot import ExportedSlot
@@ -104,8 +104,9 @@ def _create_slot_and_backfill(settings: Settings, writer: BatchWriter, mode: str
 
 def resync(settings: Settings) -> list[str]:
     """The explicit repair for a lost slot: drop it if it still exists, create a new one
-    with an exported snapshot, copy every source row not yet in the target, and move the
-    checkpoint to the new consistent point."""
+    with an exported snapshot, copy every source row not yet in the target (the guarded
+    writes skip those already there), and move the checkpoint to the new consistent
+    point."""
     source_url, target_url = settings.require_urls()
     done: list[str] = []
     with translated("target", target_url, "creating the target tables"):
@@ -117,29 +118,11 @@ def resync(settings: Settings) -> list[str]:
         admin.check_source(conn, settings)
         if admin.ensure_publication(conn, settings):
             done.append(f"created publication {settings.publication}")
-        info = admin.slot_info(conn, settings.slot)
-        if info is not None:
-            if info.active:
-                raise SlotInUse(
-                    f"replication slot {settings.slot!r} is in use (pid {info.active_pid})",
-                    hint="stop `streamer run` first",
-                )
-            conn.execute("SELECT pg_drop_replication_slot(%s)", (settings.slot,))
+        if admin.drop_idle_slot(conn, settings.slot):
             done.append(f"dropped replication slot {settings.slot}")
     writer = BatchWriter(target_url, settings.target_schema, settings.slot)
     try:
-        with (
-            translated("source", source_url, "creating the slot"),
-            ExportedSlot(source_url, settings.slot) as exported,
-        ):
-            lsn = exported.consistent_lsn
-            done.append(f"created replication slot {settings.slot} at {format_lsn(lsn)}")
-            writer.set_backfill("pending:all", lsn)
-            writer.claim(lsn)
-            result = copy_rows(settings, writer, lsn, "all", snapshot=exported.snapshot_name)
-            writer.set_backfill("done")
-            done.append(result.line() + " (rows already in the target were skipped)")
-            done.append(f"moved the checkpoint to {format_lsn(lsn)}")
+        done += _create_slot_and_backfill(settings, writer, "all")
     finally:
         writer.close()
     return done
@@ -154,14 +137,7 @@ def drop_all(settings: Settings) -> list[str]:
         translated("source", source_url, "dropping the slot"),
         connect("source", source_url, autocommit=True) as conn,
     ):
-        info = admin.slot_info(conn, settings.slot)
-        if info is not None:
-            if info.active:
-                raise SlotInUse(
-                    f"replication slot {settings.slot!r} is in use (pid {info.active_pid})",
-                    hint="stop `streamer run` first",
-                )
-            conn.execute("SELECT pg_drop_replication_slot(%s)", (settings.slot,))
+        if admin.drop_idle_slot(conn, settings.slot):
             done.append(f"dropped replication slot {settings.slot}")
         if admin.drop_publication(conn, settings.publication):
             done.append(f"dropped publication {settings.publication}")

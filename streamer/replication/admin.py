@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from streamer.config import Settings
-from streamer.errors import PreflightFailed, SlotProblem
+from streamer.errors import PreflightFailed, SlotInUse, SlotProblem
 from streamer.lsn import parse_lsn
 
 
@@ -93,6 +93,20 @@ def drop_publication(conn: psycopg.Connection[Any], name: str) -> bool:
     if not _scalar(conn, "SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)):
         return False
     conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(name)))
+    return True
+
+
+def drop_idle_slot(conn: psycopg.Connection[Any], slot: str) -> bool:
+    """Drop the slot if it exists and nobody streams from it; True when dropped."""
+    info = slot_info(conn, slot)
+    if info is None:
+        return False
+    if info.active:
+        raise SlotInUse(
+            f"replication slot {slot!r} is in use (pid {info.active_pid})",
+            hint="stop `streamer run` first",
+        )
+    conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
     return True
 
 

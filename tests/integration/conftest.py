@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -186,6 +187,14 @@ class Lab:
             time.sleep(0.05)
         return False
 
+    def assert_exact_set(self) -> None:
+        """Every source id exactly once in transactions or transactions_rejected."""
+        source = {r[0] for r in self.sql(self.source_url, "SELECT id::text FROM raw_transactions")}
+        accepted, rejected = self.target_ids(), self.target_ids("transactions_rejected")
+        assert not set(accepted) & set(rejected)
+        assert len(accepted) + len(rejected) == len(source)
+        assert set(accepted) | set(rejected) == source
+
     def cleanup(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -210,6 +219,32 @@ class Lab:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         with psycopg.connect(self.target.url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class Feeder:
+    """Calls `step` (an insert) in a thread until the block ends; tolerates a source that
+    is restarting."""
+
+    def __init__(self, step: Callable[[], object], pause: float = 0.01) -> None:
+        self.step, self.pause = step, pause
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.step()
+            except psycopg.OperationalError:
+                time.sleep(0.2)
+            time.sleep(self.pause)
+
+    def __enter__(self) -> Feeder:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def _lab(

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 import time
 
 import pytest
 
-from tests.integration.conftest import Lab
+from tests.integration.conftest import Feeder, Lab
 
 GENERATE = """
 INSERT INTO raw_transactions (data, merchant, transactional_id, processed)
@@ -28,35 +27,14 @@ def generate(lab: Lab, rows: int) -> None:
     lab.sql(lab.source_url, GENERATE, (rows,))
 
 
-def assert_exact_set(lab: Lab) -> None:
-    source = {r[0] for r in lab.sql(lab.source_url, "SELECT id::text FROM raw_transactions")}
-    accepted = lab.target_ids()
-    rejected = lab.target_ids("transactions_rejected")
-    assert not set(accepted) & set(rejected)
-    assert len(accepted) + len(rejected) == len(source)
-    assert set(accepted) | set(rejected) == source
+def feeder(lab: Lab) -> Feeder:
+    """Small transactions, one bad row each, until the block ends."""
 
+    def step() -> None:
+        generate(lab, 20)
+        lab.sql(lab.source_url, BAD_ROW)
 
-class Feeder:
-    """Inserts small transactions until stopped."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            generate(self.lab, 20)
-            self.lab.sql(self.lab.source_url, BAD_ROW)
-
-    def __enter__(self) -> Feeder:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+    return Feeder(step, pause=0)
 
 
 @pytest.mark.slow
@@ -64,7 +42,7 @@ def test_backfill_hands_off_to_the_stream_without_gap_or_duplicate(lab18: Lab) -
     lab = lab18
     generate(lab, 50_000)
     lab.sql(lab.source_url, BAD_ROW)
-    with Feeder(lab):
+    with feeder(lab):
         init = lab.cli("init", timeout=300)
         assert init.returncode == 0, init.stderr
         copied = re.search(r"backfilled (\d+) rows", init.stdout)
@@ -74,7 +52,7 @@ def test_backfill_hands_off_to_the_stream_without_gap_or_duplicate(lab18: Lab) -
         assert first.returncode == 0, first.stderr
     final = lab.cli("run", "--once", timeout=300)
     assert final.returncode == 0, final.stderr
-    assert_exact_set(lab)
+    lab.assert_exact_set()
     assert lab.scalar(lab.target_url, "SELECT backfill FROM streamer_checkpoints") == "done"
 
 
@@ -119,18 +97,18 @@ def test_killed_backfill_is_finished_by_running_init_again(lab18: Lab) -> None:
     lab.stop(proc, signal.SIGKILL)
     partial = len(lab.target_ids())
     assert 0 < partial < 120_000
-    with Feeder(lab):
+    with feeder(lab):
         again = lab.cli("init", timeout=300)
     assert again.returncode == 0, again.stderr
     assert "resumed" in again.stdout
     assert lab.cli("run", "--once", timeout=300).returncode == 0
-    assert_exact_set(lab)
+    lab.assert_exact_set()
 
 
 def test_resync_after_a_lost_slot_restores_the_exact_set(lab: Lab) -> None:
     generate(lab, 500)
     assert lab.cli("init").returncode == 0
-    with Feeder(lab):
+    with feeder(lab):
         assert lab.cli("run", "--once").returncode == 0
         lab.sql(lab.source_url, "SELECT pg_drop_replication_slot(%s)", (lab.name,))
         generate(lab, 200)  # written while no slot exists: only resync can recover these
@@ -141,6 +119,6 @@ def test_resync_after_a_lost_slot_restores_the_exact_set(lab: Lab) -> None:
         assert "created replication slot" in resync.stdout
         time.sleep(0.3)
     assert lab.cli("run", "--once").returncode == 0
-    assert_exact_set(lab)
+    lab.assert_exact_set()
     status = lab.cli("status")
     assert status.returncode == 0, status.stdout

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from streamer.lsn import parse_lsn
 from streamer.sink.writer import BatchWriter
 from streamer.synthetic import PayloadFactory
-from tests.integration.conftest import Lab
+from tests.integration.conftest import Feeder, Lab
 from tests.integration.proxy import FaultyProxy
 
 pytestmark = pytest.mark.slow
@@ -30,46 +29,17 @@ def assert_invariants(lab: Lab) -> None:
     assert parse_lsn(str(slot["confirmed_flush_lsn"])) <= parse_lsn(checkpoint)
 
 
-def assert_exact_set(lab: Lab) -> None:
-    source = {r[0] for r in lab.sql(lab.source_url, "SELECT id::text FROM raw_transactions")}
-    accepted, rejected = lab.target_ids(), lab.target_ids("transactions_rejected")
-    assert not set(accepted) & set(rejected)
-    assert len(accepted) + len(rejected) == len(source)
-    assert set(accepted) | set(rejected) == source
-
-
 def catch_up(lab: Lab, **env: str) -> None:
     result = lab.cli("run", "--once", env=lab.env(**env), timeout=300)
     assert result.returncode == 0, result.stderr
     assert_invariants(lab)
-    assert_exact_set(lab)
+    lab.assert_exact_set()
 
 
-class Feeder:
-    """Inserts mixed transactions (with some bad rows) until stopped; tolerates outages."""
-
-    def __init__(self, lab: Lab, pause: float = 0.01) -> None:
-        self.lab, self.pause = lab, pause
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-        self.rows = 0
-
-    def _run(self) -> None:
-        factory = PayloadFactory(seed=11, bad_ratio=0.05)
-        while not self.stop.is_set():
-            try:
-                self.rows += len(self.lab.insert(factory.many(25), per_txn=25))
-            except psycopg.OperationalError:
-                time.sleep(0.2)  # the source is restarting
-            time.sleep(self.pause)
-
-    def __enter__(self) -> Feeder:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+def feeder(lab: Lab, pause: float = 0.01) -> Feeder:
+    """Mixed 25-row transactions with some bad rows, until the block ends."""
+    factory = PayloadFactory(seed=11, bad_ratio=0.05)
+    return Feeder(lambda: lab.insert(factory.many(25), per_txn=25), pause)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +62,7 @@ def test_sigkill_at_named_points(lab18: Lab, point: str) -> None:
 def test_sigterm_under_load_drains_confirms_and_exits_zero(lab18: Lab) -> None:
     lab = lab18
     assert lab.cli("init").returncode == 0
-    with Feeder(lab, pause=0):
+    with feeder(lab, pause=0):
         proc = lab.start("run")
         assert lab.wait_for(lambda: len(lab.target_ids()) > 200, 30), lab.output
         started = time.monotonic()
@@ -107,7 +77,7 @@ def test_sigterm_under_load_drains_confirms_and_exits_zero(lab18: Lab) -> None:
 def test_source_restart_reconnects_without_loss(lab18: Lab, mode: str) -> None:
     lab = lab18
     assert lab.cli("init").returncode == 0
-    with Feeder(lab):
+    with feeder(lab):
         proc = lab.start("run")
         assert lab.wait_for(lambda: len(lab.target_ids()) > 50, 30), lab.output
         started = time.monotonic()
@@ -125,7 +95,7 @@ def test_source_restart_reconnects_without_loss(lab18: Lab, mode: str) -> None:
 def test_target_restart_during_commits_reconnects_without_loss(lab18: Lab) -> None:
     lab = lab18
     assert lab.cli("init").returncode == 0
-    with Feeder(lab, pause=0):
+    with feeder(lab, pause=0):
         proc = lab.start("run", env=lab.env(STREAMER_BATCH_SIZE="100"))
         assert lab.wait_for(lambda: len(lab.target_ids()) > 100, 30), lab.output
         lab.target.stop("immediate")
@@ -148,7 +118,7 @@ def test_network_cut_is_detected_and_survived(lab18: Lab, fault: str) -> None:
         url = lab.source_url.replace(f":{lab.source.port}/", f":{proxy.port}/")
         # a short wal_sender_timeout makes the blackhole detectable within seconds
         env = lab.env(SOURCE_DATABASE_URL=url + "?options=-c%20wal_sender_timeout%3D2s")
-        with Feeder(lab):
+        with feeder(lab):
             proc = lab.start("run", env=env)
             assert lab.wait_for(lambda: len(lab.target_ids()) > 50, 30), lab.output
             if fault == "reset":
@@ -209,7 +179,7 @@ def test_row_refused_by_the_target_is_rejected_alone(lab18: Lab) -> None:
     assert [(r[0], r[1]) for r in rejected] == [(ids[250], "target_refused")]
     assert "23514" in rejected[0][2]
     assert len(lab.target_ids()) == 499
-    assert_exact_set(lab)
+    lab.assert_exact_set()
 
 
 def test_a_fenced_writer_cannot_commit(lab18: Lab) -> None:
@@ -235,7 +205,7 @@ def test_a_fenced_writer_cannot_commit(lab18: Lab) -> None:
 def test_add_column_continues_and_type_change_stops_with_exit_3(lab18: Lab) -> None:
     lab = lab18
     assert lab.cli("init").returncode == 0
-    with Feeder(lab):
+    with feeder(lab):
         proc = lab.start("run")
         assert lab.wait_for(lambda: len(lab.target_ids()) > 50, 30), lab.output
         lab.sql(lab.source_url, "ALTER TABLE raw_transactions ADD COLUMN note text")
@@ -294,7 +264,7 @@ def test_huge_and_rolled_back_transactions_in_bounded_memory(lab18: Lab) -> None
     peak = peak_rss_mb(proc)
     assert lab.stop(proc, timeout=300) == 0, lab.output
     assert len(lab.target_ids()) == 200_000
-    assert_exact_set(lab)
+    lab.assert_exact_set()
     print(f"peak RSS {peak:.0f} MB")
     assert peak < 250, f"peak RSS {peak:.0f} MB"
 
