@@ -29,6 +29,17 @@ SAFE_DEFAULTS: dict[str, Any] = {
     "application_name": "streamer",
 }
 
+# libpq messages for certificate and TLS setup problems: retrying cannot fix these.
+_TLS_MARKERS = (
+    "certificate",
+    "does not match host name",
+    "ssl error",
+    "server does not support ssl",
+    "sslmode",
+    "ssl syscall",
+    "root certificate file",
+)
+
 _ENV_HINT = {
     "source": "check SOURCE_DATABASE_URL / --source and that the server is running",
     "target": "check TARGET_DATABASE_URL / --target and that the server is running",
@@ -47,7 +58,9 @@ def _first_line(message: str) -> str:
     text = lines[0] if lines else "unknown error"
     # libpq prefixes: 'connection to server at "h" (addr), port p failed: reason'
     if " failed: " in text:
-        text = text.split(" failed: ", 1)[1]
+        text = text.rsplit(" failed: ", 1)[1]
+    for severity in ("FATAL:", "ERROR:"):
+        text = text.removeprefix(severity).strip()
     return text.rstrip(".")
 
 
@@ -60,6 +73,11 @@ def connect_error(role: str, url: str, message: str) -> StreamerError:
         return PreflightFailed(f"cannot log in to {where}: {reason}", hint="check the credentials")
     if "does not exist" in lowered:
         return PreflightFailed(f"cannot connect to {where}: {reason}", hint=_ENV_HINT[role])
+    if any(marker in lowered for marker in _TLS_MARKERS):
+        return PreflightFailed(
+            f"TLS verification failed for {where}: {reason}",
+            hint="check sslmode/sslrootcert in the URL and the names in the server certificate",
+        )
     if "no pg_hba.conf entry" in lowered:
         return PreflightFailed(
             f"{where} refused the connection: {reason}",

@@ -161,11 +161,12 @@ class Lab:
         """The target checkpoint LSN text; None while the table or row is missing."""
         if not self.scalar(self.target_url, "SELECT to_regclass('streamer_checkpoints')"):
             return None
-        return self.scalar(
+        lsn: str | None = self.scalar(
             self.target_url,
             "SELECT lsn::text FROM streamer_checkpoints WHERE slot_name = %s",
             (self.name,),
         )
+        return lsn
 
     def slot(self) -> dict[str, Any] | None:
         with psycopg.connect(self.source_url) as conn:
