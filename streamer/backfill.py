@@ -68,6 +68,7 @@ def copy_rows(
         sql.Identifier(settings.source_schema), sql.Identifier(settings.source_table)
     )
     only_pending = sql.SQL(" AND NOT processed" if mode == "unprocessed" else "")
+    only_pending_r = sql.SQL(" AND NOT r.processed" if mode == "unprocessed" else "")
     result = BackfillResult()
     with (
         translated("source", source_url, "copying existing rows"),
@@ -89,9 +90,12 @@ def copy_rows(
             )
             progress = Progress("backfill", int(total))
             query = sql.SQL(
-                "SELECT id::text, transactional_id::text, data::text, merchant::text,"
-                " created_at::text FROM {} WHERE id > %s::uuid{} ORDER BY id LIMIT %s"
-            ).format(table, only_pending)
+                # ORDER BY r.id, not id: the bare name would mean the id::text output
+                # column, which sorts instead of walking the primary key index.
+                "SELECT r.id::text, r.transactional_id::text, r.data::text,"
+                " r.merchant::text, r.created_at::text FROM {} AS r"
+                " WHERE r.id > %s::uuid{} ORDER BY r.id LIMIT %s"
+            ).format(table, only_pending_r)
             while True:
                 rows = conn.execute(query, (cursor, CHUNK_ROWS)).fetchall()
                 if not rows:

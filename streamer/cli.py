@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="process everything up to the WAL position at start, then exit",
     )
     run.add_argument(
+        "--mode",
+        metavar="STREAMER_MODE",
+        help="slot (default): logical replication; poll: periodic SELECTs for sources "
+        "without it (weaker guarantee, see README) [env STREAMER_MODE]",
+    )
+    run.add_argument(
+        "--poll-interval",
+        dest="poll_interval",
+        metavar="POLL_INTERVAL_SECONDS",
+        help="poll mode: seconds between cycles (default: 43200) [env POLL_INTERVAL_SECONDS]",
+    )
+    run.add_argument(
+        "--poll-overlap-seconds",
+        dest="poll_overlap",
+        metavar="STREAMER_POLL_OVERLAP_SECONDS",
+        help="poll mode: seconds re-read before the newest created_at seen, for late "
+        "commits (default: 300) [env STREAMER_POLL_OVERLAP_SECONDS]",
+    )
+    run.add_argument(
         "--pushgateway",
         metavar="STREAMER_PUSHGATEWAY_URL",
         help="with --once: push final metrics to this Pushgateway (job streamer)"
@@ -154,6 +174,39 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--max-lag-bytes", type=int, help="unhealthy above this lag")
     status.add_argument("--max-lag-seconds", type=float, help="unhealthy above this lag")
     command("check", "preflight checklist with a fix for each failure")
+    verify = command("verify", "compare source and target ids; exit 1 on any difference")
+    verify.add_argument(
+        "--since", metavar="TIMESTAMP", help="only rows created at or after this time"
+    )
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.add_argument(
+        "--mode",
+        metavar="STREAMER_MODE",
+        help="which progress marker to verify against: slot (default) or poll [env STREAMER_MODE]",
+    )
+    verify.add_argument(
+        "--poll-overlap-seconds",
+        dest="poll_overlap",
+        metavar="STREAMER_POLL_OVERLAP_SECONDS",
+        help="poll mode: the overlap `run` uses (default: 300) [env STREAMER_POLL_OVERLAP_SECONDS]",
+    )
+    verify.add_argument(
+        "--settle",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="slot mode: rows created this close to the last applied commit are not yet "
+        "due (default: 60)",
+    )
+    verify.add_argument(
+        "--skip-processed",
+        action="store_true",
+        help="do not report rows the legacy poller marked processed (after "
+        "`init --backfill unprocessed`)",
+    )
+    replay = command("replay-rejected", "run the current normalizer over rejected rows again")
+    replay.add_argument("--reason", help="only rows rejected with this reason")
+    replay.add_argument("--dry-run", action="store_true", help="change nothing, print the counts")
     drop = command("drop", "remove the slot and the publication (decommissioning)")
     drop.add_argument("--yes", action="store_true", help="really drop them")
     demo = command("demo", "run against a throwaway local PostgreSQL", options=False)
@@ -219,6 +272,7 @@ def install_stop_handlers(stop: StopFlag) -> None:
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     dests = [dest for dest, *_ in COMMON_OPTIONS] + ["pushgateway", "metrics_textfile"]
+    dests += ["mode", "poll_interval", "poll_overlap"]
     flags = {dest: getattr(args, dest, None) for dest in dests}
     return load_settings(env, flags)
 
@@ -248,6 +302,8 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     settings = settings_from(args, env)
     source_url, _ = settings.require_urls()
+    if settings.mode == "poll":
+        return cmd_poll(args, settings)
     stop = StopFlag()
     install_stop_handlers(stop)
     metrics = Metrics()
@@ -276,6 +332,72 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         export_final_metrics(settings, metrics, state)
     else:
         log.info("stopped: %s", summary.line())
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    from streamer import poll  # noqa: PLC0415
+    from streamer.health import RunState  # noqa: PLC0415
+    from streamer.metrics import Metrics  # noqa: PLC0415
+    from streamer.metrics_server import start_metrics_server  # noqa: PLC0415
+
+    stop = StopFlag()
+    install_stop_handlers(stop)
+    metrics = Metrics()
+    metrics.set_info(poll.marker_name(settings), "")
+    state = RunState()
+    server = None if args.once else start_metrics_server(metrics, settings, state)
+    log.info("streamer %s polling: %r", __version__, settings)
+    try:
+        summary = poll.run(settings, once=args.once, stop=stop, metrics=metrics, state=state)
+    finally:
+        if server is not None:
+            server.shutdown()
+    if args.once:
+        print(summary.line())
+        export_final_metrics(settings, metrics, state)
+    else:
+        log.info("stopped: %s", summary.line())
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from streamer.verify import verify  # noqa: PLC0415
+
+    since = _timestamp(args.since, "--since") if args.since is not None else None
+    if args.settle < 0:
+        raise ConfigError(f"--settle must be 0 or more seconds, got {args.settle}")
+    report = verify(settings_from(args, env), since, args.settle, args.skip_processed)
+    if args.json:
+        print(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.ok else EXIT_RUNTIME
+
+
+def _timestamp(text: str, flag: str) -> str:
+    """Validate an ISO 8601 date or timestamp; the database parses the text itself."""
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{flag} must be an ISO 8601 date or timestamp, got {text[:40]!r}",
+            hint="e.g. 2024-05-01 or 2024-05-01T12:00:00",
+        ) from None
+    return text.strip()
+
+
+def cmd_replay(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from streamer.normalize import REJECTION_REASONS  # noqa: PLC0415
+    from streamer.replay import replay  # noqa: PLC0415
+
+    if args.reason is not None and args.reason not in REJECTION_REASONS:
+        raise ConfigError(
+            f"--reason must be one of {', '.join(sorted(REJECTION_REASONS))}, "
+            f"got {args.reason[:40]!r}"
+        )
+    for line in replay(settings_from(args, env), args.reason, args.dry_run).lines():
+        print(line)
     return 0
 
 
@@ -362,6 +484,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
     "init": cmd_init,
     "run": cmd_run,
     "resync": cmd_resync,
+    "verify": cmd_verify,
+    "replay-rejected": cmd_replay,
     "status": cmd_status,
     "check": cmd_check,
     "drop": cmd_drop,

@@ -20,6 +20,9 @@ IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 DEFAULT_BATCH_SIZE = 5000
 DEFAULT_BATCH_TIMEOUT_MS = 100
+MODES = ("slot", "poll")
+DEFAULT_POLL_INTERVAL_S = 43200  # the legacy poller's twice a day
+DEFAULT_POLL_OVERLAP_S = 300
 
 # env name -> (fallback env name or None)
 ENV_FALLBACKS: Mapping[str, str] = {
@@ -91,6 +94,13 @@ def _int(value: Any, what: str, minimum: int, maximum: int) -> int:
     return number
 
 
+def _choice(value: Any, what: str, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ConfigError(f"{what} must be one of {', '.join(choices)}, got {str(value)[:40]!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated configuration. `repr` never shows passwords."""
@@ -108,6 +118,9 @@ class Settings:
     metrics_port: int = 9188
     pushgateway_url: str | None = None
     metrics_textfile: str | None = None
+    mode: str = "slot"  # how `run` reads the source: replication slot, or polling SELECTs
+    poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_S
+    poll_overlap_seconds: int = DEFAULT_POLL_OVERLAP_S
 
     def __repr__(self) -> str:
         return (
@@ -192,4 +205,17 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None
         ),
         pushgateway_url=pick("pushgateway", "STREAMER_PUSHGATEWAY_URL"),
         metrics_textfile=pick("metrics_textfile", "STREAMER_METRICS_TEXTFILE"),
+        mode=_choice(pick("mode", "STREAMER_MODE", "slot"), "mode", MODES),
+        poll_interval_seconds=_int(
+            pick("poll_interval", "POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_S),
+            "poll interval (seconds)",
+            1,
+            31 * 86400,
+        ),
+        poll_overlap_seconds=_int(
+            pick("poll_overlap", "STREAMER_POLL_OVERLAP_SECONDS", DEFAULT_POLL_OVERLAP_S),
+            "poll overlap (seconds)",
+            0,
+            31 * 86400,
+        ),
     )

@@ -70,7 +70,7 @@ def ensure_all(settings: Settings, backfill: str = "all") -> list[str]:
                 log.info("resuming the %s backfill after id %s", mode, cursor)
                 writer.claim(start)
                 result = copy_rows(settings, writer, start, mode, after_id=cursor)
-                writer.set_backfill("done")
+                writer.set_backfill(f"done:{mode}")
                 done.append(f"resumed and finished: {result.line()}")
     finally:
         writer.close()
@@ -96,7 +96,7 @@ def _create_slot_and_backfill(settings: Settings, writer: BatchWriter, mode: str
             writer.set_backfill(f"pending:{mode}", lsn)
             writer.claim(lsn)
             result = copy_rows(settings, writer, lsn, mode, snapshot=exported.snapshot_name)
-            writer.set_backfill("done")
+            writer.set_backfill(f"done:{mode}")
             done.append(result.line())
     done.append(f"checkpoint for slot {settings.slot} at {format_lsn(lsn)}")
     return done

@@ -53,7 +53,7 @@ def test_backfill_hands_off_to_the_stream_without_gap_or_duplicate(lab18: Lab) -
     final = lab.cli("run", "--once", timeout=300)
     assert final.returncode == 0, final.stderr
     lab.assert_exact_set()
-    assert lab.scalar(lab.target_url, "SELECT backfill FROM streamer_checkpoints") == "done"
+    assert lab.scalar(lab.target_url, "SELECT backfill FROM streamer_checkpoints") == "done:all"
 
 
 def test_backfill_unprocessed_only_and_none(lab: Lab) -> None:
