@@ -17,8 +17,8 @@ demo: $(STAMP)  ## the product on a throwaway local PostgreSQL (Ctrl-C stops it)
 
 test: $(STAMP)  ## lint, types, then the whole suite (unit + integration on PG 18 and 15)
 	./scripts/system-deps.sh
-	$(BIN)/ruff check streamer tests
-	$(BIN)/ruff format --check streamer tests
+	$(BIN)/ruff check streamer tests bench
+	$(BIN)/ruff format --check streamer tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
@@ -27,3 +27,6 @@ test-fast: $(STAMP)  ## unit tests only: no database, seconds
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+bench: $(STAMP)  ## benchmark suite on throwaway clusters (minutes); BENCH_ARGS=--quick to smoke-test
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,0 +1,26 @@
+"""The whole suite: `python -m bench [--quick]` runs catch-up, latency and memory in turn
+with their defaults (or their --quick sizes). Run a single benchmark as
+`python -m bench.catchup`, `python -m bench.latency`, `python -m bench.memory`, and the
+profiler as `python -m bench.profile`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import catchup, latency, memory
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke test, well under a minute")
+    args = parser.parse_args(argv)
+    extra = ["--quick"] if args.quick else []
+    status = 0
+    for bench in (catchup, latency, memory):
+        status |= bench.main(extra)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
