@@ -103,6 +103,15 @@ class BatchBuilder:
             chunk.rows >= self.max_rows or self._open_bytes >= self.max_bytes
         )
 
+    def full(self) -> bool:
+        """A batch's worth is waiting: stop reading until the writer takes it (this bounds
+        memory; a merely old batch does not stop the reading)."""
+        return (
+            self._open_full()
+            or self._done_rows >= self.max_rows
+            or self._done_bytes >= self.max_bytes
+        )
+
     def ready(self, now: float, idle: bool) -> bool:
         """A batch is due: limits reached, or whole transactions waited long enough, or the
         stream is drained and the writer idle (low latency at low rates)."""

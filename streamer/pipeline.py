@@ -44,8 +44,15 @@ from streamer.pgoutput.frames import (
     parse_keepalive,
     pg_us_to_unix,
 )
-from streamer.pgoutput.messages import Begin, Commit, Insert, Relation, decode_message
-from streamer.pgoutput.relations import RelationCache
+from streamer.pgoutput.messages import (
+    INSERT,
+    Begin,
+    Commit,
+    Relation,
+    decode_message,
+    insert_rel_id,
+)
+from streamer.pgoutput.relations import RelationCache, RowBuilder
 from streamer.replication import admin
 from streamer.replication.stream import MAX_FRAMES_PER_READ, ReplicationStream
 from streamer.sink.writer import BatchWriter
@@ -238,6 +245,8 @@ class Session:
         keepalive_end = 0  # server WAL end seen while no transaction was open
         skipping = False
         reached_end = False
+        last_rel_id = -1  # relation of the previous insert, and its row builder
+        row_builder: RowBuilder | None = None
         last_status = last_idle_advance = last_reply_request = 0.0
         status_interval = min(STATUS_INTERVAL_S, max(0.5, self.wal_sender_timeout / 3))
         # Every periodic status update asks for a reply, so a healthy link always brings
@@ -278,7 +287,7 @@ class Session:
                 or (keepalive_end >= stop_lsn and not builder.in_transaction and not skipping)
             )
             ending = finished or self.stop.is_set()
-            backpressure = writer.busy and builder.ready(now, idle=False)
+            backpressure = writer.busy and builder.full()
             # 2. read whatever the server has sent
             frames = [] if ending or backpressure else stream.read_frames()
             if frames or backpressure or ending:
@@ -291,14 +300,19 @@ class Session:
             for frame in frames:
                 kind = frame[0]
                 if kind == XLOG_DATA:
-                    message = decode_message(bytes(frame[XLOG_HEADER_SIZE:]))
-                    if type(message) is Insert:
+                    data = bytes(frame)
+                    if data[XLOG_HEADER_SIZE] == INSERT:  # hot path: straight to a SourceRow
                         if not skipping:
-                            row_builder = relations.builder(message.rel_id)
+                            rel_id = insert_rel_id(data, XLOG_HEADER_SIZE)
+                            if rel_id != last_rel_id:
+                                row_builder = relations.builder(rel_id)
+                                last_rel_id = rel_id
                             if row_builder is not None:
-                                row = row_builder(message.values)
+                                row = row_builder(data, XLOG_HEADER_SIZE)
                                 builder.add(normalize(row), len(row.data) + len(row.merchant))
-                    elif type(message) is Begin:
+                        continue
+                    message = decode_message(data[XLOG_HEADER_SIZE:])
+                    if type(message) is Begin:
                         keepalive_end = 0
                         if message.final_lsn < skip_before:
                             skipping = True
@@ -315,6 +329,7 @@ class Session:
                             builder.commit(message.end_lsn)
                     elif type(message) is Relation:
                         relations.add(message)
+                        last_rel_id = -1  # the layout may have changed
                 elif kind == KEEPALIVE:
                     keepalive = parse_keepalive(frame)
                     received = max(received, keepalive.wal_end)
@@ -367,8 +382,9 @@ class Session:
             state.caught_up = drained and builder.empty and not writer.busy and not skipping
             if state.caught_up:
                 state.caught_up_at = time.time()
-            # 5. sleep until the socket or the writer has news
-            if drained or ending:
+            # 5. sleep until the socket or the writer has news (under backpressure only the
+            # writer's news matters: we are not reading)
+            if drained or ending or backpressure:
                 waits = [writer.fileno]
                 if not ending:
                     waits.append(self.stop.fileno())

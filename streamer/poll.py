@@ -47,7 +47,8 @@ from streamer.metrics import Metrics
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, SourceRow
 from streamer.pipeline import ONCE_MAX_ATTEMPTS, RunSummary, backoff_delay, record_batch
-from streamer.sink.schema import REJECTED, TRANSACTIONS, create_tables
+from streamer.setup import ensure_tables
+from streamer.sink.tables import REJECTED, TRANSACTIONS
 from streamer.sink.writer import BatchWriter
 from streamer.stopping import StopFlag
 from streamer.writer_thread import WriteResult
@@ -126,8 +127,7 @@ class Poller:
     def prepare(self) -> None:
         """Target tables, the marker row (claimed), and a read of the source table, so a
         missing table, column or privilege fails before the first cycle."""
-        with translated("target", self.target_url, "creating the target tables"):
-            create_tables(self.target_url, self.settings.target_schema)
+        ensure_tables(self.target_url, self.settings.target_schema)
         self.writer.claim(0)
         _, cursor = self.writer.backfill_state()
         self.summary.marker = decode_marker(cursor)

@@ -16,7 +16,7 @@ from streamer.config import Settings
 from streamer.dbconn import connect
 from streamer.errors import StreamerError
 from streamer.replication import admin
-from streamer.sink.schema import CHECKPOINTS, REJECTED, TRANSACTIONS
+from streamer.sink.tables import missing_tables
 
 
 @dataclass(frozen=True)
@@ -149,11 +149,7 @@ def target_checks(conn: Conn, settings: Settings) -> list[Result]:
             "streamer forces it on for its own sessions; set it on server-wide too",
         )
     )
-    missing = [
-        name
-        for name in (TRANSACTIONS, REJECTED, CHECKPOINTS)
-        if _one(conn, "SELECT to_regclass(%s)", (f'"{settings.target_schema}"."{name}"',)) is None
-    ]
+    missing = missing_tables(conn, settings.target_schema)
     out.append(
         Result(
             "target tables",

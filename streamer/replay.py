@@ -35,7 +35,7 @@ from streamer.dbconn import connect, translated
 from streamer.errors import PreflightFailed
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, SourceRow
-from streamer.sink.schema import REJECTED, TRANSACTION_COLUMNS, TRANSACTIONS
+from streamer.sink.tables import REJECTED, TRANSACTION_COLUMNS, TRANSACTIONS
 from streamer.sink.writer import is_transient
 
 MAX_CHUNK_ROWS: Final = 500  # rejected rows are often the large payloads

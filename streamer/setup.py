@@ -16,10 +16,23 @@ from streamer.errors import SlotProblem
 from streamer.lsn import format_lsn
 from streamer.replication import admin
 from streamer.replication.snapshot import ExportedSlot
-from streamer.sink.schema import create_tables
+from streamer.sink.tables import missing_tables
 from streamer.sink.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+
+
+def ensure_tables(target_url: str, schema: str) -> list[str]:
+    """Create missing target tables; SQLAlchemy is only imported when one is missing."""
+    with (
+        translated("target", target_url, "creating the target tables"),
+        connect("target", target_url, autocommit=True) as conn,
+    ):
+        if not missing_tables(conn, schema):
+            return []
+        from streamer.sink.schema import create_tables  # noqa: PLC0415
+
+        return create_tables(target_url, schema)
 
 
 def ensure_all(settings: Settings, backfill: str = "all") -> list[str]:
@@ -31,11 +44,10 @@ def ensure_all(settings: Settings, backfill: str = "all") -> list[str]:
     """
     source_url, target_url = settings.require_urls()
     done: list[str] = []
-    with translated("target", target_url, "creating the target tables"):
-        done += [
-            f"created target table {settings.target_schema}.{name}"
-            for name in create_tables(target_url, settings.target_schema)
-        ]
+    done += [
+        f"created target table {settings.target_schema}.{name}"
+        for name in ensure_tables(target_url, settings.target_schema)
+    ]
     writer = BatchWriter(target_url, settings.target_schema, settings.slot)
     try:
         checkpoint = writer.read_checkpoint()
@@ -109,8 +121,7 @@ def resync(settings: Settings) -> list[str]:
     point."""
     source_url, target_url = settings.require_urls()
     done: list[str] = []
-    with translated("target", target_url, "creating the target tables"):
-        create_tables(target_url, settings.target_schema)
+    ensure_tables(target_url, settings.target_schema)
     with (
         translated("source", source_url, "preparing the resync"),
         connect("source", source_url, autocommit=True) as conn,

@@ -15,7 +15,7 @@ from streamer.config import Settings
 from streamer.dbconn import connect, translated
 from streamer.lsn import format_lsn, parse_lsn
 from streamer.replication import admin
-from streamer.sink.schema import CHECKPOINTS, REJECTED, TRANSACTIONS
+from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
 
 
 @dataclass

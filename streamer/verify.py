@@ -42,7 +42,7 @@ from streamer.config import Settings
 from streamer.dbconn import connect, translated
 from streamer.errors import PreflightFailed
 from streamer.poll import decode_marker, marker_name
-from streamer.sink.schema import CHECKPOINTS, REJECTED, TRANSACTIONS
+from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
 
 LIST_LIMIT: Final = 20
 _END: Final = "g"  # sorts after every uuid text: "no more rows on this side"

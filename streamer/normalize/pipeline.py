@@ -31,6 +31,7 @@ from streamer.normalize.records import Canonical, Rejection, SourceRow
 from streamer.normalize.text import document_is_storable, first_unstorable, is_storable
 
 INTERNAL_ERROR_PREFIX = "internal error"
+_new_tuple = tuple.__new__
 
 
 def normalize(row: SourceRow) -> Canonical | Rejection:
@@ -84,22 +85,27 @@ def _normalize(row: SourceRow) -> Canonical:
     if (exact or "\\u0000" in text) and not (is_storable(text) and document_is_storable(data)):
         raise Reject("invalid_text", "data contains NUL or a lone surrogate")
 
-    return Canonical(  # positional (hot path), in the declared field order
-        row.source_id,
-        row.transactional_id,
-        merchant_id,
-        merchant_name,
-        merchant_country,
-        fields.provider,
-        fields.source_format,
-        amount[0],
-        currency,
-        fields.status,
-        fields.provider_status,
-        country,
-        fields.processing_ms,
-        text,
-        row.created_at,
+    # tuple.__new__ skips the namedtuple's Python-level constructor (hot path); the
+    # values are in the declared field order.
+    return _new_tuple(
+        Canonical,
+        (
+            row.source_id,
+            row.transactional_id,
+            merchant_id,
+            merchant_name,
+            merchant_country,
+            fields.provider,
+            fields.source_format,
+            amount[0],
+            currency,
+            fields.status,
+            fields.provider_status,
+            country,
+            fields.processing_ms,
+            text,
+            row.created_at,
+        ),
     )
 
 

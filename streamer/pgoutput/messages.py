@@ -20,6 +20,7 @@ _INT32 = struct.Struct(">I")
 _INSERT_HEAD = struct.Struct(">IcH")
 
 ColumnValue = str | None
+INSERT = 0x49  # 'I'
 
 
 class Begin(NamedTuple):
@@ -95,6 +96,45 @@ def decode_tuple(buf: bytes, pos: int) -> tuple[tuple[ColumnValue, ...], int]:
     if pos > len(buf):
         raise ProtocolError("tuple data runs past the end of the message")
     return tuple(values), pos
+
+
+def insert_rel_id(buf: bytes, base: int = 0) -> int:
+    """The relation id of an Insert message (starting at `base`), without decoding it."""
+    rel_id: int = _INT32.unpack_from(buf, base + 1)[0]
+    return rel_id
+
+
+def decode_insert_columns(
+    buf: bytes, slots: tuple[int, ...], width: int, base: int = 0
+) -> list[ColumnValue]:
+    """The hot path: pick columns out of an Insert message without decoding the rest.
+
+    The message starts at `base` in `buf` (so a whole XLogData frame needs no slicing).
+    `slots[i]` is where column i goes in the result (-1: skip it); columns after the last
+    wanted one are not even walked. Only text ('t') values are decoded to str.
+    """
+    if buf[base + 5] != 0x4E:  # 'N': new tuple
+        raise ProtocolError("insert without new tuple marker")
+    out: list[ColumnValue] = [None] * width
+    pos = base + 8  # 'I', rel id (4), 'N', column count (2)
+    unpack_len = _INT32.unpack_from
+    try:
+        for slot in slots:
+            kind = buf[pos]
+            pos += 1
+            if kind == 0x74 or kind == 0x62:  # noqa: PLR1714 ('t' text, 'b' binary)
+                (length,) = unpack_len(buf, pos)
+                pos += 4
+                if slot >= 0:
+                    out[slot] = buf[pos : pos + length].decode()
+                pos += length
+            elif kind != 0x6E and kind != 0x75:  # noqa: PLR1714 ('n' null, 'u' toast)
+                raise ProtocolError(f"unknown tuple column kind {kind:#x}")
+    except (struct.error, IndexError) as exc:
+        raise ProtocolError("truncated insert message") from exc
+    if pos > len(buf):
+        raise ProtocolError("tuple data runs past the end of the message")
+    return out
 
 
 def decode_relation(buf: bytes) -> Relation:

@@ -8,12 +8,11 @@ every following row into a rejection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Final
 
 from streamer.errors import ProtocolError, SchemaChanged
 from streamer.normalize.records import SourceRow
-from streamer.pgoutput.messages import ColumnValue, Relation
+from streamer.pgoutput.messages import Relation, decode_insert_columns
 
 JSON_TYPES: Final = frozenset({114, 3802})  # json, jsonb
 ID_TYPES: Final = frozenset({2950, 25, 1043})  # uuid, text, varchar
@@ -24,11 +23,13 @@ REQUIRED: Final = {
     "transactional_id": ID_TYPES,
 }
 
-RowBuilder = Callable[[tuple[ColumnValue, ...]], SourceRow]
+RowBuilder = Callable[[bytes, int], SourceRow]
+new_tuple = tuple.__new__
+# SourceRow fields in order, and the source column each comes from.
+WANTED: Final = ("id", "transactional_id", "data", "merchant", "created_at")
 
 
-def _row_builder(relation: Relation) -> RowBuilder:
-    index = {column.name: i for i, column in enumerate(relation.columns)}
+def _check_columns(relation: Relation, index: dict[str, int]) -> None:
     for name, allowed in REQUIRED.items():
         if name not in index:
             raise SchemaChanged(
@@ -42,19 +43,32 @@ def _row_builder(relation: Relation) -> RowBuilder:
                 f"(type oid {type_oid})",
                 hint="restore its type; streamer stops rather than reject every row",
             )
-    created = index.get("created_at")
-    pick: Callable[[tuple[ColumnValue, ...]], tuple[ColumnValue, ...]] = itemgetter(
-        index["id"], index["transactional_id"], index["data"], index["merchant"]
-    )
 
-    def build(values: tuple[ColumnValue, ...]) -> SourceRow:
-        source_id, transactional_id, data, merchant = pick(values)
-        return SourceRow(
-            source_id or "",
-            transactional_id or "",
-            data if data is not None else "null",
-            merchant if merchant is not None else "null",
-            values[created] if created is not None else None,
+
+def _row_builder(relation: Relation) -> RowBuilder:
+    """A decoder from Insert message bytes straight to SourceRow for this relation's
+    column layout (columns found by name, so added columns are simply skipped)."""
+    index = {column.name: i for i, column in enumerate(relation.columns)}
+    _check_columns(relation, index)
+    positions = {index[name]: slot for slot, name in enumerate(WANTED) if name in index}
+    last = max(positions)
+    slots = tuple(positions.get(i, -1) for i in range(last + 1))
+    width = len(WANTED)
+
+    def build(message: bytes, base: int = 0) -> SourceRow:
+        source_id, transactional_id, data, merchant, created_at = decode_insert_columns(
+            message, slots, width, base
+        )
+        # tuple.__new__ skips the namedtuple's Python-level constructor (hot path)
+        return new_tuple(
+            SourceRow,
+            (
+                source_id or "",
+                transactional_id or "",
+                data if data is not None else "null",
+                merchant if merchant is not None else "null",
+                created_at,
+            ),
         )
 
     return build

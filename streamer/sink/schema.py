@@ -9,42 +9,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.types import UserDefinedType
 
 from streamer.dbconn import connect
-
-TRANSACTIONS = "transactions"
-REJECTED = "transactions_rejected"
-CHECKPOINTS = "streamer_checkpoints"
-
-# COPY column order; equals the field order of Canonical / Rejection plus the commit info
-# appended by the writer.
-TRANSACTION_COLUMNS = (
-    "source_id",
-    "transactional_id",
-    "merchant_id",
-    "merchant_name",
-    "merchant_country",
-    "provider",
-    "source_format",
-    "amount",
-    "currency",
-    "status",
-    "provider_status",
-    "country",
-    "processing_ms",
-    "raw",
-    "source_created_at",
-    "source_committed_at",
-    "source_lsn",
-)
-REJECTED_COLUMNS = (
-    "source_id",
-    "transactional_id",
-    "merchant",
-    "raw",
-    "reason",
-    "detail",
-    "source_committed_at",
-    "source_lsn",
-)
+from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
 
 
 class PgLsn(UserDefinedType[str]):

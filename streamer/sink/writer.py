@@ -24,7 +24,7 @@ from streamer.errors import Fenced, StreamerError, TargetUnavailable
 from streamer.lsn import format_lsn, parse_lsn
 from streamer.normalize.records import Rejection
 from streamer.pgoutput.frames import pg_us_to_unix
-from streamer.sink.schema import (
+from streamer.sink.tables import (
     CHECKPOINTS,
     REJECTED,
     REJECTED_COLUMNS,
@@ -49,9 +49,12 @@ def is_transient(exc: BaseException) -> bool:
     return sqlstate.startswith(TRANSIENT_SQLSTATE_PREFIXES)
 
 
-def _commit_info(chunk: TxnChunk) -> tuple[datetime, str | None]:
+def _commit_info(chunk: TxnChunk) -> tuple[str, str | None]:
+    """(source_committed_at, source_lsn) as text, formatted once per transaction rather
+    than dumped per row."""
     committed = datetime.fromtimestamp(pg_us_to_unix(chunk.commit_time_us), tz=UTC)
-    return committed, format_lsn(chunk.end_lsn) if chunk.end_lsn is not None else None
+    lsn = format_lsn(chunk.end_lsn) if chunk.end_lsn is not None else None
+    return committed.isoformat(), lsn
 
 
 class BatchWriter:
@@ -235,7 +238,12 @@ class BatchWriter:
         cols: sql.Composable,
         rows: Iterable[Sequence[Any]],
     ) -> None:
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is None:  # nothing to send: spare the round trips
+            return
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, cols)) as copy:
+            copy.write_row(first)
             for row in rows:
                 copy.write_row(row)
 

@@ -108,3 +108,11 @@ def test_abandon_open_forgets_the_partial_transaction() -> None:
     b.add(canonical(1), 10)
     b.abandon_open()
     assert b.empty and not b.in_transaction
+
+
+def test_full_means_a_batch_is_waiting_not_merely_old() -> None:
+    b = BatchBuilder(max_rows=10, max_bytes=10**9, timeout_s=0.1)
+    txn(b, 100, 4)
+    assert b.ready(1.0, idle=False) and not b.full()  # old enough to write, keep reading
+    txn(b, 200, 6)
+    assert b.full()

@@ -13,7 +13,9 @@ from streamer.pgoutput.messages import (
     Insert,
     Other,
     Relation,
+    decode_insert_columns,
     decode_message,
+    insert_rel_id,
 )
 from streamer.pgoutput.relations import RelationCache
 
@@ -91,12 +93,17 @@ def test_row_builder_maps_columns_by_name_after_add_column() -> None:
         if isinstance(message, Relation):
             cache.add(message)
         elif isinstance(message, Insert):
+            assert insert_rel_id(data) == message.rel_id
             build = cache.builder(message.rel_id)
             if build is not None:
-                rows.append(build(message.values))
+                rows.append(build(data))
     assert [r.source_id[:8] for r in rows] == ["11111111", "33333333", "55555555"]
     assert rows[2].data == "[]" and rows[2].merchant == "{}"
     assert rows[0].created_at == "2024-12-13 10:00:00.123456"
+    # the fast path picks the same values as the full decoder (columns 0, 3, 1, 2, 4)
+    full = [m for m in map(decode_message, (d for _, d in captured())) if isinstance(m, Insert)]
+    picked = [(v[0], v[3], v[1], v[2], v[4]) for v in (m.values for m in full) if len(v) >= 7]
+    assert [tuple(r) for r in rows] == picked
 
 
 def test_insert_into_other_table_is_ignored_not_fatal() -> None:
@@ -161,3 +168,22 @@ def test_unhandled_kinds_are_reported_as_other() -> None:
 def test_truncated_last_value_is_detected() -> None:
     with pytest.raises(ProtocolError):
         decode_message(b"I\x00\x00\x40\x01N\x00\x01t\x00\x00\x00\x09ab")
+    for bad in (
+        b"I\x00\x00\x40\x01N\x00\x01t\x00\x00\x00\x09ab",
+        b"I\x00\x00\x40\x01X\x00",
+        b"I\x00\x00\x40\x01N\x00\x02t\x00",
+        b"I\x00\x00\x40\x01N\x00\x01z",
+    ):
+        with pytest.raises(ProtocolError):
+            decode_insert_columns(bad, (0, 1), 2)
+
+
+def test_fast_insert_decoder_skips_unwanted_and_trailing_columns() -> None:
+    message = (
+        b"I\x00\x00\x00\x07N\x00\x04"
+        + b"t\x00\x00\x00\x01a"
+        + b"n"
+        + b"t\x00\x00\x00\x02bc"
+        + b"t\x00\x00\x00\x01d"
+    )
+    assert decode_insert_columns(message, (1, -1, 0), 2) == ["bc", "a"]

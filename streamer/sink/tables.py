@@ -1,0 +1,57 @@
+"""Target table and column names, without SQLAlchemy: the hot path and most commands
+need only these, and importing SQLAlchemy costs a good part of a second at start-up."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+TRANSACTIONS = "transactions"
+REJECTED = "transactions_rejected"
+CHECKPOINTS = "streamer_checkpoints"
+
+# COPY column order; equals the field order of Canonical / Rejection plus the commit info
+# appended by the writer.
+TRANSACTION_COLUMNS = (
+    "source_id",
+    "transactional_id",
+    "merchant_id",
+    "merchant_name",
+    "merchant_country",
+    "provider",
+    "source_format",
+    "amount",
+    "currency",
+    "status",
+    "provider_status",
+    "country",
+    "processing_ms",
+    "raw",
+    "source_created_at",
+    "source_committed_at",
+    "source_lsn",
+)
+REJECTED_COLUMNS = (
+    "source_id",
+    "transactional_id",
+    "merchant",
+    "raw",
+    "reason",
+    "detail",
+    "source_committed_at",
+    "source_lsn",
+)
+
+ALL_TABLES = (TRANSACTIONS, REJECTED, CHECKPOINTS)
+
+
+def missing_tables(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    """Names of the target tables that do not exist yet in `schema`."""
+    missing = []
+    for name in ALL_TABLES:
+        row = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{name}"',)).fetchone()
+        if row is None or row[0] is None:
+            missing.append(name)
+    return missing
