@@ -36,6 +36,9 @@ class Batch:
     checkpoint_lsn: int | None  # end LSN of the last whole transaction; None: do not move
     rows: int
     nbytes: int
+    # COPY text of the whole transactions' rows, prepared outside the writer thread
+    # (see sink/copy_text.py); None: the writer formats them itself.
+    encoded: tuple[bytes, bytes] | None = None
 
     @property
     def transactions(self) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import select
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -55,7 +56,7 @@ from streamer.pgoutput.messages import (
 from streamer.pgoutput.relations import RelationCache, RowBuilder
 from streamer.replication import admin
 from streamer.replication.stream import MAX_FRAMES_PER_READ, ReplicationStream
-from streamer.sink.writer import BatchWriter
+from streamer.sink.writer import BatchWriter, encode_batch
 from streamer.stopping import StopFlag
 from streamer.writer_thread import WriteResult, WriterThread
 
@@ -69,6 +70,7 @@ ONCE_MAX_ATTEMPTS: Final = 5
 BACKOFF_BASE_S: Final = 0.5
 BACKOFF_CAP_S: Final = 30.0
 RECEIVE_TIMEOUT_MIN_S: Final = 5.0
+GIL_SWITCH_INTERVAL_S: Final = 0.0005
 
 
 @dataclass
@@ -232,6 +234,11 @@ class Session:
     def run(self, stop_lsn: int | None) -> None:
         stream, checkpoint = self._prepare()
         assert self._writer is not None
+        # The writer thread only does I/O (its COPY text is formatted here), but it must
+        # win the GIL back from this CPU-bound loop after every wait on the target; with
+        # the default 5 ms switch interval that wait dominated (measured: catch-up
+        # 36k -> 44k rows/s with 0.5 ms).
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._thread = writer = WriterThread(self._writer)
         settings = self.settings
         relations = RelationCache(settings.source_schema, settings.source_table)
@@ -348,6 +355,7 @@ class Session:
                     builder.abandon_open()
                 if builder.ready(now, idle=drained or ending):
                     batch = builder.take(now)
+                    batch.encoded = encode_batch(batch)
                     if failpoints.ACTIVE and batch.rows:
                         failpoints.hit("after_decode")
                     inflight_oldest = batch.chunks[0].commit_time_us if batch.chunks else None
@@ -372,7 +380,7 @@ class Session:
             if asking and now - last_reply_request >= 0.2:
                 send_status(reply=True)
                 last_reply_request = now
-            progress.maybe_log(now, durable)
+            progress.maybe_log(now, durable, received)
             pending = builder.oldest_commit_us
             state.oldest_pending_commit_us = (
                 inflight_oldest
@@ -459,16 +467,19 @@ class _Progress:
         self._last = time.monotonic()
         self._rows = 0
 
-    def maybe_log(self, now: float, checkpoint: int) -> None:
+    def maybe_log(self, now: float, checkpoint: int, received: int) -> None:
+        """`received` is the newest server position seen; its distance to the checkpoint
+        is the lag this process knows of (the monitor's gauge is the exact one)."""
         if now - self._last < PROGRESS_LOG_INTERVAL_S:
             return
         rows = self._summary.rows_normalized + self._summary.rows_rejected
         if rows != self._rows:
             log.info(
-                "progress: %d rows (%.0f rows/s), checkpoint %s",
+                "progress: %d rows (%.0f rows/s), checkpoint %s, lag %d bytes",
                 rows,
                 (rows - self._rows) / (now - self._last),
                 format_lsn(checkpoint),
+                max(0, received - checkpoint),
             )
         self._last, self._rows = now, rows
 

@@ -24,6 +24,7 @@ from streamer.errors import Fenced, StreamerError, TargetUnavailable
 from streamer.lsn import format_lsn, parse_lsn
 from streamer.normalize.records import Rejection
 from streamer.pgoutput.frames import pg_us_to_unix
+from streamer.sink.copy_text import encode_rows
 from streamer.sink.tables import (
     CHECKPOINTS,
     REJECTED,
@@ -247,14 +248,26 @@ class BatchWriter:
             for row in rows:
                 copy.write_row(row)
 
+    def _copy_encoded(
+        self, cur: psycopg.Cursor[Any], table: sql.Composable, cols: sql.Composable, data: bytes
+    ) -> None:
+        """COPY rows already formatted as COPY text: only I/O here."""
+        if data:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, cols)) as copy:
+                copy.write(data)
+
     def _copy_batch(self, cur: psycopg.Cursor[Any], batch: Batch) -> None:
         whole = [c for c in batch.chunks if c.end_lsn is not None]
         partial = [c for c in batch.chunks if c.end_lsn is None]
-        self._copy(cur, self._tx, self._tx_cols, _with_commit(whole, canonical=True))
-        rejected = _with_commit(whole, canonical=False)
-        if failpoints.ACTIVE and any(c.rejected for c in whole):
-            rejected = _crash_midway(rejected)
-        self._copy(cur, self._rej, self._rej_cols, rejected)
+        if batch.encoded is not None and not failpoints.ACTIVE:
+            self._copy_encoded(cur, self._tx, self._tx_cols, batch.encoded[0])
+            self._copy_encoded(cur, self._rej, self._rej_cols, batch.encoded[1])
+        else:
+            self._copy(cur, self._tx, self._tx_cols, _with_commit(whole, canonical=True))
+            rejected = _with_commit(whole, canonical=False)
+            if failpoints.ACTIVE and any(c.rejected for c in whole):
+                rejected = _crash_midway(rejected)
+            self._copy(cur, self._rej, self._rej_cols, rejected)
         self._spill(cur, partial)
         for chunk in whole:
             if chunk.continues_spill:
@@ -387,6 +400,16 @@ def _with_commit(chunks: list[TxnChunk], canonical: bool) -> Iterable[tuple[Any,
         tail: tuple[Any, ...] = (committed, lsn) if lsn is not None else (committed,)
         for row in chunk.canonical if canonical else chunk.rejected:
             yield (*row, *tail)
+
+
+def encode_batch(batch: Batch) -> tuple[bytes, bytes] | None:
+    """COPY text for the batch's whole transactions (transactions, rejected rows)."""
+    whole = [c for c in batch.chunks if c.end_lsn is not None]
+    canonical = encode_rows(_with_commit(whole, canonical=True))
+    rejected = encode_rows(_with_commit(whole, canonical=False))
+    if canonical is None or rejected is None:
+        return None
+    return canonical, rejected
 
 
 def _crash_midway(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:

@@ -18,7 +18,7 @@ from tests.integration.conftest import Lab
 pytestmark = pytest.mark.slow
 
 CYCLES = 8
-ROWS_PER_CYCLE = 1000
+ROWS_PER_CYCLE = 2500
 
 
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(lab18: Lab) -> None:
@@ -44,7 +44,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(lab18: Lab) -> No
         proc = lab.start("run", env=env)
         feeder.start()
         assert lab.wait_for(lambda before=before: lab.checkpoint() != before, 30), lab.output
-        time.sleep(rng.uniform(0, 0.2))
+        time.sleep(rng.uniform(0, 0.05))
         lab.stop(proc, signal.SIGKILL)
         applied = len(lab.target_ids()) + len(lab.target_ids("transactions_rejected"))
         feeder.join()
