@@ -318,7 +318,7 @@ class Session:
                                 row = row_builder(data, XLOG_HEADER_SIZE)
                                 builder.add(normalize(row), len(row.data) + len(row.merchant))
                         continue
-                    message = decode_message(data[XLOG_HEADER_SIZE:])
+                    message = decode_message(data, XLOG_HEADER_SIZE)
                     if type(message) is Begin:
                         keepalive_end = 0
                         if message.final_lsn < skip_before:
@@ -414,6 +414,8 @@ def record_batch(metrics: Metrics, summary: RunSummary, result: WriteResult) -> 
     providers: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     refused_ids = {r.source_id for r in result.refused}
+    observe_latency = metrics.end_to_end_latency.observe
+    last_commit: float | None = None
     for chunk in batch.chunks:
         normalized += len(chunk.canonical)
         rejected += len(chunk.rejected)
@@ -423,9 +425,11 @@ def record_batch(metrics: Metrics, summary: RunSummary, result: WriteResult) -> 
         for rejection in chunk.rejected:
             reasons[rejection.reason] += 1
         if chunk.end_lsn is not None:
-            latency = result.committed_at - pg_us_to_unix(chunk.commit_time_us)
-            metrics.end_to_end_latency.observe(max(0.0, latency))
-            metrics.last_commit.set(pg_us_to_unix(chunk.commit_time_us))
+            committed = pg_us_to_unix(chunk.commit_time_us)
+            observe_latency(max(0.0, result.committed_at - committed))
+            last_commit = committed
+    if last_commit is not None:
+        metrics.last_commit.set(last_commit)
     for refused in result.refused:
         reasons[refused.reason] += 1
     normalized -= len(result.refused)

@@ -154,25 +154,26 @@ def decode_relation(buf: bytes) -> Relation:
     return Relation(rel_id, namespace or "pg_catalog", name, tuple(columns))
 
 
-def decode_message(buf: bytes) -> Message:
-    """Decode one pgoutput message (the payload of an XLogData frame)."""
-    if not buf:
+def decode_message(buf: bytes, base: int = 0) -> Message:
+    """Decode one pgoutput message: the payload of an XLogData frame, starting at `base`
+    in `buf` (so a whole frame needs no slicing)."""
+    if len(buf) <= base:
         raise ProtocolError("empty pgoutput message")
-    kind = buf[0]
+    kind = buf[base]
     try:
+        if kind == 0x42:  # 'B'
+            return Begin(*_BEGIN.unpack_from(buf, base + 1))
+        if kind == 0x43:  # 'C'
+            return Commit(*_COMMIT.unpack_from(buf, base + 1))
         if kind == 0x49:  # 'I'
-            rel_id, new, _ = _INSERT_HEAD.unpack_from(buf, 1)
+            rel_id, new, _ = _INSERT_HEAD.unpack_from(buf, base + 1)
             if new != b"N":
                 raise ProtocolError(f"insert without new tuple marker: {new!r}")
-            values, _ = decode_tuple(buf, 6)
+            values, _ = decode_tuple(buf, base + 6)
             return Insert(rel_id, values)
-        if kind == 0x42:  # 'B'
-            return Begin(*_BEGIN.unpack_from(buf, 1))
-        if kind == 0x43:  # 'C'
-            return Commit(*_COMMIT.unpack_from(buf, 1))
         if kind == 0x52:  # 'R'
-            return decode_relation(buf)
-        rel_id = _INT32.unpack_from(buf, 1)[0] if kind in _REL_MESSAGES else None
+            return decode_relation(buf[base:])
+        rel_id = _INT32.unpack_from(buf, base + 1)[0] if kind in _REL_MESSAGES else None
         return Other(chr(kind), rel_id)
     except (struct.error, ValueError, IndexError) as exc:
         raise ProtocolError(f"truncated or malformed pgoutput message {chr(kind)!r}") from exc
