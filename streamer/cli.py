@@ -327,12 +327,7 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         monitor.stop()
         if server is not None:
             server.shutdown()
-    if args.once:
-        print(summary.line())
-        export_final_metrics(settings, metrics, state)
-    else:
-        log.info("stopped: %s", summary.line())
-    return 0
+    return report_run(args.once, settings, metrics, state, summary.line())
 
 
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
@@ -353,12 +348,7 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if server is not None:
             server.shutdown()
-    if args.once:
-        print(summary.line())
-        export_final_metrics(settings, metrics, state)
-    else:
-        log.info("stopped: %s", summary.line())
-    return 0
+    return report_run(args.once, settings, metrics, state, summary.line())
 
 
 def cmd_verify(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -398,6 +388,17 @@ def cmd_replay(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         )
     for line in replay(settings_from(args, env), args.reason, args.dry_run).lines():
         print(line)
+    return 0
+
+
+def report_run(once: bool, settings: Settings, metrics: Any, state: Any, summary: str) -> int:
+    """The end of a run: with --once, the summary line on stdout and the final metrics
+    exported for cron; otherwise a log line."""
+    if once:
+        print(summary)
+        export_final_metrics(settings, metrics, state)
+    else:
+        log.info("stopped: %s", summary)
     return 0
 
 
