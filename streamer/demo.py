@@ -81,6 +81,10 @@ def print_summary(target_url: str) -> None:
     print(_table(SHOW_COLUMNS, sample))
 
 
+def _row(values: Sequence[Any], widths: Sequence[int]) -> str:
+    return " ".join(("" if v is None else str(v)).ljust(w) for v, w in zip(values, widths, strict=False))
+
+
 def _feed(url: str, stop: StopFlag) -> None:
     factory = PayloadFactory(seed=int(time.time()))
     while not stop.wait(0.5):
@@ -93,7 +97,9 @@ def _feed(url: str, stop: StopFlag) -> None:
 def _tail(url: str, stop: StopFlag) -> None:
     """Print normalized rows as they arrive in the target."""
     seen = "0/0"
-    print(_table(("source_lsn", *SHOW_COLUMNS), []))
+    widths = (11, 8, 10, 12, 8, 7, 16)
+    print(_row(("source_lsn", *SHOW_COLUMNS), widths))
+    print(_row(["-" * (w - 1) for w in widths], widths))
     while not stop.wait(0.3):
         try:
             with psycopg.connect(url) as conn:
@@ -105,7 +111,7 @@ def _tail(url: str, stop: StopFlag) -> None:
         except psycopg.Error:
             return
         for row in rows:
-            print("  ".join("" if v is None else str(v) for v in row), flush=True)
+            print(_row(row, widths), flush=True)
             seen = row[0]
 
 
