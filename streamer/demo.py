@@ -82,7 +82,9 @@ def print_summary(target_url: str) -> None:
 
 
 def _row(values: Sequence[Any], widths: Sequence[int]) -> str:
-    return " ".join(("" if v is None else str(v)).ljust(w) for v, w in zip(values, widths, strict=False))
+    return " ".join(
+        ("" if v is None else str(v)).ljust(w) for v, w in zip(values, widths, strict=False)
+    )
 
 
 def _feed(url: str, stop: StopFlag) -> None:
