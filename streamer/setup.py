@@ -75,7 +75,15 @@ def ensure_all(settings: Settings, backfill: str = "all") -> list[str]:
             done += _create_slot_and_backfill(settings, writer, backfill)
         else:
             start = info.confirmed_flush_lsn or 0
-            if writer.ensure_checkpoint(start):
+            if checkpoint is None and backfill != "none":
+                # The slot exists but nothing was recorded for it: an earlier setup died
+                # between creating the slot and marking its backfill. The copy must still
+                # happen (without the lost snapshot; duplicate-skipping writes keep the
+                # set exact).
+                writer.set_backfill(f"pending:{backfill}", start)
+                state, cursor = f"pending:{backfill}", None
+                done.append(f"checkpoint for slot {settings.slot} at {format_lsn(start)}")
+            elif writer.ensure_checkpoint(start):
                 done.append(f"created checkpoint for slot {settings.slot} at {format_lsn(start)}")
             if state is not None and state.startswith("pending:"):
                 mode = state.split(":", 1)[1]

@@ -91,5 +91,6 @@ class WriterThread:
         """Let the batch in flight finish (or fail), then end the thread."""
         self._inbox.put(None)
         self._thread.join(timeout)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        if not self._thread.is_alive():  # a stuck write may still signal on the pipe
+            os.close(self._wake_r)
+            os.close(self._wake_w)

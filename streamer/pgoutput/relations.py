@@ -84,8 +84,14 @@ class RelationCache:
 
     def add(self, relation: Relation) -> None:
         """Record a Relation message (sent before first use and after every schema change)."""
-        self._builders.pop(relation.rel_id, None)
+        streamed = self._builders.pop(relation.rel_id, None) is not None
         self._ignored.discard(relation.rel_id)
+        if streamed and (relation.namespace, relation.name) != self._target:
+            raise SchemaChanged(
+                f"source table {self._target[0]}.{self._target[1]} was renamed to "
+                f"{relation.namespace}.{relation.name}",
+                hint="rename it back or set STREAMER_SOURCE_TABLE, then run `streamer resync`",
+            )
         if (relation.namespace, relation.name) == self._target:
             self._builders[relation.rel_id] = _row_builder(relation)
         else:

@@ -67,7 +67,6 @@ class BatchWriter:
         self._schema = schema
         self._conn: psycopg.Connection[Any] | None = None
         self._epoch = 0
-        self._spill_ready = False
         ident = sql.Identifier
         self._tx = sql.SQL("{}.{}").format(ident(schema), ident(TRANSACTIONS))
         self._rej = sql.SQL("{}.{}").format(ident(schema), ident(REJECTED))
@@ -85,8 +84,9 @@ class BatchWriter:
             # Our own commits must be durable before we confirm them upstream, whatever
             # the server default is.
             self._conn.execute("SET synchronous_commit = on")
+            # COPY text is prepared as UTF-8 outside the connection (sink/copy_text.py)
+            self._conn.execute("SET client_encoding = 'UTF8'")
             self._conn.commit()
-            self._spill_ready = False
         return self._conn
 
     def close(self) -> None:
@@ -219,8 +219,8 @@ class BatchWriter:
                 return self._rows_one_by_one(cur, batch)
 
     def _ensure_spill(self, cur: psycopg.Cursor[Any]) -> None:
-        if self._spill_ready:
-            return
+        """Session temp tables for parked rows. Created on every use (IF NOT EXISTS): a
+        remembered flag would go stale when the creating transaction rolls back."""
         for name, cols, table in (
             (SPILL_TX, self._tx_cols_no_lsn, self._tx),
             (SPILL_REJ, self._rej_cols_no_lsn, self._rej),
@@ -230,7 +230,6 @@ class BatchWriter:
                     "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} WITH NO DATA"
                 ).format(sql.Identifier(name), cols, table)
             )
-        self._spill_ready = True
 
     def _copy(
         self,
@@ -268,10 +267,20 @@ class BatchWriter:
             if failpoints.ACTIVE and any(c.rejected for c in whole):
                 rejected = _crash_midway(rejected)
             self._copy(cur, self._rej, self._rej_cols, rejected)
+        self._finish_spilled(cur, whole, guarded=False)
         self._spill(cur, partial)
+
+    def _finish_spilled(
+        self, cur: psycopg.Cursor[Any], whole: list[TxnChunk], guarded: bool
+    ) -> None:
+        """Move the parked rows of the large transaction that commits in this batch.
+
+        Runs before this batch's own partial chunk is parked: the spill tables hold one
+        transaction at a time, and the next one's rows must not be moved (and stamped)
+        with this one's commit."""
         for chunk in whole:
             if chunk.continues_spill:
-                self._unspill(cur, chunk, guarded=False)
+                self._unspill(cur, chunk, guarded)
 
     def _spill(self, cur: psycopg.Cursor[Any], partial: list[TxnChunk]) -> None:
         if not partial:
@@ -285,14 +294,21 @@ class BatchWriter:
         """Move a large transaction's parked rows into the real tables at its commit."""
         self._ensure_spill(cur)
         lsn = format_lsn(chunk.end_lsn or 0)
-        conflict = sql.SQL(" ON CONFLICT (source_id) DO NOTHING" if guarded else "")
-        for table, cols, cols_no_lsn, spill in (
-            (self._tx, self._tx_cols, self._tx_cols_no_lsn, SPILL_TX),
-            (self._rej, self._rej_cols, self._rej_cols_no_lsn, SPILL_REJ),
+        for table, other, cols, cols_no_lsn, spill in (
+            (self._tx, self._rej, self._tx_cols, self._tx_cols_no_lsn, SPILL_TX),
+            (self._rej, self._tx, self._rej_cols, self._rej_cols_no_lsn, SPILL_REJ),
         ):
+            guard = sql.SQL(
+                " WHERE NOT EXISTS (SELECT 1 FROM {} o WHERE o.source_id = s.source_id)"
+                " ON CONFLICT (source_id) DO NOTHING"
+            ).format(other)
             cur.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {}, %s::pg_lsn FROM {}{}").format(
-                    table, cols, cols_no_lsn, sql.Identifier(spill), conflict
+                sql.SQL("INSERT INTO {} ({}) SELECT {}, %s::pg_lsn FROM {} s{}").format(
+                    table,
+                    cols,
+                    cols_no_lsn,
+                    sql.Identifier(spill),
+                    guard if guarded else sql.SQL(""),
                 ),
                 (lsn,),
             )
@@ -320,10 +336,8 @@ class BatchWriter:
                     " ON CONFLICT (source_id) DO NOTHING"
                 ).format(t=table, c=cols, s=sql.Identifier(stage), o=other)
             )
+        self._finish_spilled(cur, whole, guarded=True)
         self._spill(cur, [c for c in batch.chunks if c.end_lsn is None])
-        for chunk in whole:
-            if chunk.continues_spill:
-                self._unspill(cur, chunk, guarded=True)
 
     def _rows_one_by_one(self, cur: psycopg.Cursor[Any], batch: Batch) -> list[Rejection]:
         """Last resort: each row in its own savepoint; refused rows become rejections."""
@@ -334,19 +348,24 @@ class BatchWriter:
                 "transaction's row count",
             )
         refused: list[Rejection] = []
-        insert_tx = sql.SQL(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (source_id) DO NOTHING"
-        ).format(self._tx, self._tx_cols, sql.SQL(", ").join([sql.Placeholder()] * 17))
-        insert_rej = sql.SQL(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (source_id) DO NOTHING"
-        ).format(self._rej, self._rej_cols, sql.SQL(", ").join([sql.Placeholder()] * 8))
+        insert_tx, insert_rej = (
+            sql.SQL(
+                "INSERT INTO {t} ({c}) SELECT {v} WHERE NOT EXISTS"
+                " (SELECT 1 FROM {o} o WHERE o.source_id = %s::uuid)"
+                " ON CONFLICT (source_id) DO NOTHING"
+            ).format(t=table, c=cols, v=sql.SQL(", ").join([sql.Placeholder()] * n), o=other)
+            for table, other, cols, n in (
+                (self._tx, self._rej, self._tx_cols, 17),
+                (self._rej, self._tx, self._rej_cols, 8),
+            )
+        )
         conn = self.conn
         for chunk in batch.chunks:
             tail = _commit_info(chunk)
             for row in chunk.canonical:
                 try:
                     with conn.transaction():
-                        cur.execute(insert_tx, (*row, *tail))
+                        cur.execute(insert_tx, (*row, *tail, row.source_id))
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     if is_transient(exc):
                         raise
@@ -360,9 +379,9 @@ class BatchWriter:
                         f"SQLSTATE {exc.sqlstate}: {diag}",
                     )
                     refused.append(rejection)
-                    cur.execute(insert_rej, (*rejection, *tail))
+                    cur.execute(insert_rej, (*rejection, *tail, rejection.source_id))
             for rejected in chunk.rejected:
-                cur.execute(insert_rej, (*rejected, *tail))
+                cur.execute(insert_rej, (*rejected, *tail, rejected.source_id))
         return refused
 
     # -- errors --------------------------------------------------------------------------

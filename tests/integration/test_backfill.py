@@ -122,3 +122,22 @@ def test_resync_after_a_lost_slot_restores_the_exact_set(lab: Lab) -> None:
     lab.assert_exact_set()
     status = lab.cli("status")
     assert status.returncode == 0, status.stdout
+
+
+def test_slot_without_a_recorded_backfill_is_backfilled(lab: Lab) -> None:
+    """A setup that died between creating the slot and recording its backfill (or a slot
+    made by hand) must not skip the copy of the rows already there."""
+    generate(lab, 40)
+    lab.sql(
+        lab.source_url,
+        f"CREATE PUBLICATION {lab.name} FOR TABLE raw_transactions WITH (publish = 'insert')",
+    )
+    lab.sql(
+        lab.source_url, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (lab.name,)
+    )
+    generate(lab, 5)
+    result = lab.cli("init")
+    assert result.returncode == 0, result.stderr
+    assert "backfilled 45 rows" in result.stdout
+    assert lab.cli("run", "--once").returncode == 0
+    lab.assert_exact_set()

@@ -284,3 +284,87 @@ def test_unreachable_database_once_gives_up_run_keeps_trying(lab18: Lab) -> None
     assert proc.poll() is None, "run mode keeps retrying"
     assert lab.stop(proc) == 0, lab.output
     assert "reconnecting" in lab.output
+
+
+def test_back_to_back_large_transactions_keep_their_own_commit(lab18: Lab) -> None:
+    """Two transactions larger than a batch, one right after the other: each one's rows
+    must land with its own end LSN, only when it commits (spill tables hold one at a
+    time)."""
+    lab = lab18
+    assert lab.cli("init").returncode == 0
+    factory = PayloadFactory(seed=21, bad_ratio=0.1)
+    groups = [lab.insert(factory.many(450), per_txn=450) for _ in range(12)]
+    result = lab.cli("run", "--once", env=lab.env(STREAMER_BATCH_SIZE="100"))
+    assert result.returncode == 0, result.stderr
+    lsn_of = dict(
+        lab.sql(
+            lab.target_url,
+            "SELECT source_id::text, source_lsn::text FROM transactions"
+            " UNION ALL SELECT source_id::text, source_lsn::text FROM transactions_rejected",
+        )
+    )
+    per_group = [{lsn_of[i] for i in ids} for ids in groups]
+    assert all(len(lsns) == 1 for lsns in per_group), per_group
+    assert len(set.union(*per_group)) == 12
+    lab.assert_exact_set()
+
+
+def test_renamed_source_table_stops_with_exit_3(lab18: Lab) -> None:
+    """Renamed while streaming: pgoutput keeps the relation id under the new name; its
+    inserts must stop the stream, not be skipped while the checkpoint moves on."""
+    lab = lab18
+    proc = lab.start("run")
+    assert lab.wait_for(lambda: bool((lab.slot() or {}).get("active")), 30), lab.output
+    lab.insert(PayloadFactory(seed=1).many(3), per_txn=3)
+    assert lab.wait_for(lambda: len(lab.target_ids()) == 3, 30), lab.output
+    lab.sql(lab.source_url, "ALTER TABLE raw_transactions RENAME TO raw_transactions_old")
+    lab.sql(
+        lab.source_url,
+        "INSERT INTO raw_transactions_old (data, merchant, transactional_id)"
+        ' VALUES (\'{"amt": 1}\', \'{"id": "m"}\', gen_random_uuid())',
+    )
+    assert lab.wait_for(lambda: proc.poll() is not None, 30)
+    assert lab.stop(proc) == 3, lab.output
+    assert "renamed" in lab.output
+
+
+def test_writer_moves_only_the_committing_transaction_out_of_the_spill(lab18: Lab) -> None:
+    """Deterministic version of the above, at the writer: T1's tail and T2's first part in
+    one batch must not stamp T2's parked rows with T1's commit."""
+    from streamer.batching import Batch, TxnChunk  # noqa: PLC0415
+    from streamer.normalize import normalize  # noqa: PLC0415
+    from streamer.normalize.records import Canonical, SourceRow  # noqa: PLC0415
+
+    lab = lab18
+    assert lab.cli("init", "--backfill", "none").returncode == 0
+    rows = [
+        normalize(
+            SourceRow(
+                f"00000000-0000-0000-0000-{i:012d}",
+                "11111111-1111-1111-1111-111111111111",
+                '{"amt": 1, "p_id": "x"}',
+                '{"id": "m"}',
+                None,
+            )
+        )
+        for i in range(8)
+    ]
+    assert all(isinstance(r, Canonical) for r in rows)
+
+    def chunk(part: list[object], end: int | None, cont: bool) -> TxnChunk:
+        return TxnChunk(0, end, cont, canonical=list(part))  # type: ignore[arg-type]
+
+    writer = BatchWriter(lab.target_url, "public", lab.name)
+    try:
+        writer.claim(0)
+        writer.write(Batch([chunk(rows[0:2], None, False)], None, 2, 0))
+        writer.write(Batch([chunk(rows[2:4], 100, True), chunk(rows[4:6], None, False)], 100, 4, 0))
+        visible = set(lab.target_ids())
+        assert visible == {r.source_id for r in rows[0:4]}  # type: ignore[union-attr]
+        writer.write(Batch([chunk(rows[6:8], 200, True)], 200, 2, 0))
+    finally:
+        writer.close()
+    lsn = dict(
+        lab.sql(lab.target_url, "SELECT source_id::text, source_lsn::text FROM transactions")
+    )
+    assert [lsn[r.source_id] for r in rows] == ["0/64"] * 4 + ["0/C8"] * 4  # type: ignore[union-attr]

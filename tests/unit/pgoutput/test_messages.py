@@ -187,3 +187,10 @@ def test_fast_insert_decoder_skips_unwanted_and_trailing_columns() -> None:
         + b"t\x00\x00\x00\x01d"
     )
     assert decode_insert_columns(message, (1, -1, 0), 2) == ["bc", "a"]
+
+
+def test_renamed_table_stops_the_stream_instead_of_ignoring_it() -> None:
+    cache = RelationCache("public", "raw_transactions")
+    cache.add(_relation_with(BASE))
+    with pytest.raises(SchemaChanged, match="renamed"):
+        cache.add(Relation(1, "public", "raw_transactions_old", tuple(BASE)))
