@@ -73,12 +73,20 @@ def decode_marker(text: str | None) -> datetime | None:
 
 
 def scan_start(marker: datetime | None, source_now: datetime, overlap_s: int) -> datetime | None:
-    """Where a cycle starts: `overlap` before the newest `created_at` seen, or before the
-    source's clock if that is earlier (a row dated in the future must not make the poller
-    skip the present). None: nothing seen yet, read the whole table."""
+    """Where a cycle starts: `overlap` before the marker (the newest `created_at` seen,
+    never recorded beyond the source's clock, see `next_marker`), or before the source's
+    clock if that is earlier. None: nothing seen yet, read the whole table."""
     if marker is None:
         return None
     return min(marker, source_now) - timedelta(seconds=overlap_s)
+
+
+def next_marker(previous: datetime | None, newest: datetime, cycle_now: datetime) -> datetime:
+    """The marker after reading up to `newest`: never moves back, and never past the
+    source's clock at the start of the cycle. A row dated in the future (or a clock
+    stepped back) must not make the next cycle skip rows created before it."""
+    marker = newest if previous is None else max(previous, newest)
+    return min(marker, cycle_now)
 
 
 @dataclass
@@ -172,12 +180,23 @@ class Poller:
                 rows = conn.execute(query, (*cursor, self.settings.batch_size)).fetchall()
                 if not rows:
                     break
-                self._apply(rows, commit_us)
+                self._apply(rows, commit_us, (naive_now, aware_now))
                 cursor = (rows[-1][5], rows[-1][0])
                 self.state.beat()
+                if len(rows) < self.settings.batch_size:
+                    # Reached the tail as it was: end the cycle. Chasing new rows would let
+                    # the cursor run ahead of transactions still open (they would fall
+                    # behind it for good once the chase outlasted the overlap) and would
+                    # keep a --once run from ever finishing under steady inserts.
+                    break
         self.summary.cycles += 1
 
-    def _apply(self, rows: Sequence[tuple[Any, ...]], commit_us: int) -> None:
+    def _apply(
+        self, rows: Sequence[tuple[Any, ...]], commit_us: int, now: tuple[datetime, datetime]
+    ) -> None:
+        """Write a chunk (rows not yet in the target) together with the new marker.
+        `now` is the source's clock at the cycle start, naive and aware (created_at may be
+        either type)."""
         ids = [row[0] for row in rows]
         with translated("target", self.target_url, "looking up rows already written"):
             conn = self.writer.conn
@@ -192,8 +211,8 @@ class Poller:
                 else:
                     chunk.rejected.append(record)  # type: ignore[arg-type]
         previous = self.summary.marker
-        newest = rows[-1][5]
-        marker = newest if previous is None else max(previous, newest)
+        newest: datetime = rows[-1][5]
+        marker = next_marker(previous, newest, now[1] if newest.tzinfo else now[0])
         if chunk.rows or marker != previous:
             batch = Batch([chunk], None, chunk.rows, 0)
             started = time.monotonic()

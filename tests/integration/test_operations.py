@@ -182,3 +182,24 @@ def test_drop_needs_yes_and_refuses_an_active_slot(lab: Lab) -> None:
     assert not lab.sql(
         lab.source_url, "SELECT 1 FROM pg_publication WHERE pubname = %s", (lab.name,)
     )
+
+
+def test_status_lag_seconds_is_time_since_the_checkpoint_moved(lab: Lab) -> None:
+    assert lab.cli("init").returncode == 0
+    lab.insert(SEED_ROWS)
+    assert lab.cli("run", "--once").returncode == 0
+    # nothing new on the source: caught up, however old the last payment is
+    lab.sql(
+        lab.target_url, "UPDATE transactions SET source_committed_at = now() - '1 day'::interval"
+    )
+    status = json.loads(lab.cli("status", "--json").stdout)
+    assert status["lag_seconds"] < 60, status
+    assert lab.cli("status", "--max-lag-seconds", "600").returncode == 0
+    # rows arrive, nobody streams them, the checkpoint last moved an hour ago
+    lab.insert(SEED_ROWS)
+    lab.sql(
+        lab.target_url, "UPDATE streamer_checkpoints SET updated_at = now() - '1 hour'::interval"
+    )
+    result = lab.cli("status", "--json", "--max-lag-seconds", "600")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["lag_seconds"] >= 3600

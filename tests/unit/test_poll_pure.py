@@ -69,3 +69,14 @@ def test_mode_and_poll_settings_from_env_and_flags() -> None:
 def test_invalid_poll_settings_are_usage_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         load_settings(env)
+
+
+def test_marker_never_passes_the_source_clock() -> None:
+    from streamer.poll import next_marker  # noqa: PLC0415
+
+    future = NOW + timedelta(days=1)
+    assert next_marker(None, future, NOW) == NOW  # a row dated tomorrow
+    assert next_marker(NOW - timedelta(hours=1), NOW - timedelta(hours=2), NOW) == NOW - timedelta(
+        hours=1
+    )  # never backwards
+    assert next_marker(None, NOW - timedelta(seconds=5), NOW) == NOW - timedelta(seconds=5)
