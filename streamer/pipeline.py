@@ -25,7 +25,6 @@ from streamer.batching import Batch, BatchBuilder
 from streamer.config import Settings
 from streamer.dbconn import connect, translated
 from streamer.errors import (
-    ConnectionFailed,
     ProtocolError,
     SlotProblem,
     SourceUnavailable,
@@ -128,7 +127,9 @@ def run(
                 stop_lsn = session.note_stop_lsn()
             session.run(stop_lsn)
             return summary
-        except (ConnectionFailed, ProtocolError) as exc:
+        except StreamerError as exc:
+            if not exc.retryable:  # the error tree decides: only link failures retry
+                raise
             database = getattr(exc, "database", "source")
             metrics.errors.labels("replication" if database == "source" else "write").inc()
             attempt = 0 if session.made_progress else attempt + 1
