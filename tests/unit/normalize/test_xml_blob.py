@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from xml.etree.ElementTree import Element, ParseError
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
+from streamer.normalize import xml_blob
 from streamer.normalize.xml_blob import MAX_XML_BYTES
 
 from .helpers import accepted, reason, xml
@@ -154,3 +159,66 @@ def test_deep_nesting_does_not_recurse() -> None:
     assert accepted(tx(f"<Val>1</Val><X>{deep}</X>"), M).amount == 1
     assert reason(tx(f"<Val>{deep}</Val>"), M) == "malformed_xml"
     assert reason(tx("<Val>1</Val>" + "<a>" * depth), M) == "malformed_xml"
+
+
+# -- the two parsers (see the module docstring of streamer.normalize.xml_blob) --------------
+def test_documents_without_declarations_skip_the_pure_python_parser() -> None:
+    import _elementtree  # noqa: PLC0415
+
+    assert xml_blob.XMLParser is _elementtree.XMLParser  # not defusedxml's Python copy
+    assert accepted(tx("<Val>1</Val><!-- a comment -->"), M).amount == 1  # via defusedxml
+
+
+def _outcome(parser: Callable[[str], Element], content: str) -> object:
+    """A comparable summary of a parse: the whole tree, or the kind of failure."""
+    try:
+        root = parser(content)
+    except ParseError:
+        return "ParseError"
+    except ValueError:
+        return "ValueError"
+    return [(e.tag, e.attrib, e.text, e.tail) for e in root.iter()]
+
+
+TEXT = st.sampled_from(
+    ["1.5", " ", "\n", "\u00e9", "\u20ac", "\ud800", "\x00", "\x01", "&amp;", "&lt;",
+     "&#60;", "&#x21;", "&#0;", "&foo;", "&", "<", ">", "]]>", "'", '"', "<?pi data?>"]
+)  # fmt: skip
+TAGS = st.sampled_from(["Val", "Cur", "MerchID", "a", "x:y", "Tx", "b c='1'", 'd e="&lt;"'])
+PROLOG = st.sampled_from(
+    ["", "<?xml version='1.0'?>", "<?xml version='1.0' encoding='latin-1'?>", " ", "junk"]
+)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    """Mostly well-formed `<Tx>` blobs with odd text, plus some broken ones."""
+    children = []
+    for tag in draw(st.lists(TAGS, max_size=5)):
+        text = "".join(draw(st.lists(TEXT, max_size=4)))
+        close = tag.split()[0] if draw(st.integers(0, 9)) else "Oops"
+        children.append(f"<{tag}>{text}</{close}>")
+    return draw(PROLOG) + "<Tx>" + "".join(children) + "</Tx>" + draw(st.sampled_from(["", "x"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(documents())
+def test_both_parsers_agree_on_documents_without_declarations(content: str) -> None:
+    assume("<!" not in content)
+    assert _outcome(xml_blob.parse_plain, content) == _outcome(xml_blob.parse_defused, content)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "<Tx><MerchID>m1</MerchID><Org>MX</Org><Val>12.50</Val><Stat>OK</Stat></Tx>",
+        "<Tx><Val>1</Tx>",
+        "<Tx><Val>&undefined;</Val></Tx>",
+        "<Tx><Val>1\ud800</Val></Tx>",
+        '<?xml version="1.0" encoding="UTF-16"?><Tx><Val>1</Val></Tx>',
+        '<Tx xmlns="urn:x"><Val>1</Val></Tx>',
+        "<a>" * 5000 + "</a>" * 5000,
+    ],
+)
+def test_both_parsers_agree_on_known_documents(content: str) -> None:
+    assert _outcome(xml_blob.parse_plain, content) == _outcome(xml_blob.parse_defused, content)
