@@ -45,10 +45,12 @@ from streamer.pgoutput.frames import (
     pg_us_to_unix,
 )
 from streamer.pgoutput.messages import (
+    BEGIN,
+    COMMIT,
     INSERT,
-    Begin,
-    Commit,
     Relation,
+    begin_fields,
+    commit_end_lsn,
     decode_message,
     insert_rel_id,
 )
@@ -309,7 +311,8 @@ class Session:
                 kind = frame[0]
                 if kind == XLOG_DATA:
                     data = bytes(frame)
-                    if data[XLOG_HEADER_SIZE] == INSERT:  # hot path: straight to a SourceRow
+                    tag = data[XLOG_HEADER_SIZE]
+                    if tag == INSERT:  # hot path: straight to a SourceRow
                         if not skipping:
                             rel_id = insert_rel_id(data, XLOG_HEADER_SIZE)
                             if rel_id != last_rel_id:
@@ -318,26 +321,28 @@ class Session:
                             if row_builder is not None:
                                 row = row_builder(data, XLOG_HEADER_SIZE)
                                 builder.add(normalize(row), len(row.data) + len(row.merchant))
-                        continue
-                    message = decode_message(data, XLOG_HEADER_SIZE)
-                    if type(message) is Begin:
+                    elif tag == BEGIN:
+                        final_lsn, commit_time_us = begin_fields(data, XLOG_HEADER_SIZE)
                         keepalive_end = 0
-                        if message.final_lsn < skip_before:
+                        if final_lsn < skip_before:
                             skipping = True
-                        elif stop_lsn is not None and message.final_lsn >= stop_lsn:
+                        elif stop_lsn is not None and final_lsn >= stop_lsn:
                             reached_end = True
                             break
                         else:
-                            builder.begin(message.commit_time_us, now)
-                    elif type(message) is Commit:
-                        received = max(received, message.end_lsn)
+                            builder.begin(commit_time_us, now)
+                    elif tag == COMMIT:
+                        end_lsn = commit_end_lsn(data, XLOG_HEADER_SIZE)
+                        received = max(received, end_lsn)
                         if skipping:
                             skipping = False
                         else:
-                            builder.commit(message.end_lsn)
-                    elif type(message) is Relation:
-                        relations.add(message)
-                        last_rel_id = -1  # the layout may have changed
+                            builder.commit(end_lsn)
+                    else:
+                        message = decode_message(data, XLOG_HEADER_SIZE)
+                        if type(message) is Relation:
+                            relations.add(message)
+                            last_rel_id = -1  # the layout may have changed
                 elif kind == KEEPALIVE:
                     keepalive = parse_keepalive(frame)
                     received = max(received, keepalive.wal_end)

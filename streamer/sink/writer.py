@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
@@ -23,7 +22,7 @@ from streamer.dbconn import connect
 from streamer.errors import Fenced, StreamerError, TargetUnavailable
 from streamer.lsn import format_lsn, parse_lsn
 from streamer.normalize.records import Rejection
-from streamer.pgoutput.frames import pg_us_to_unix
+from streamer.pgoutput.frames import pg_us_to_iso
 from streamer.sink.copy_text import encode_rows
 from streamer.sink.tables import (
     CHECKPOINTS,
@@ -53,9 +52,8 @@ def is_transient(exc: BaseException) -> bool:
 def _commit_info(chunk: TxnChunk) -> tuple[str, str | None]:
     """(source_committed_at, source_lsn) as text, formatted once per transaction rather
     than dumped per row."""
-    committed = datetime.fromtimestamp(pg_us_to_unix(chunk.commit_time_us), tz=UTC)
     lsn = format_lsn(chunk.end_lsn) if chunk.end_lsn is not None else None
-    return committed.isoformat(), lsn
+    return pg_us_to_iso(chunk.commit_time_us), lsn
 
 
 class BatchWriter:
@@ -422,13 +420,24 @@ def _with_commit(chunks: list[TxnChunk], canonical: bool) -> Iterable[tuple[Any,
 
 
 def encode_batch(batch: Batch) -> tuple[bytes, bytes] | None:
-    """COPY text for the batch's whole transactions (transactions, rejected rows)."""
-    whole = [c for c in batch.chunks if c.end_lsn is not None]
-    canonical = encode_rows(_with_commit(whole, canonical=True))
-    rejected = encode_rows(_with_commit(whole, canonical=False))
-    if canonical is None or rejected is None:
+    """COPY text for the batch's whole transactions (transactions, rejected rows).
+
+    One pass, commit info formatted once per transaction: with single-row transactions
+    the per-transaction work is most of the cost."""
+    canonical: list[tuple[Any, ...]] = []
+    rejected: list[tuple[Any, ...]] = []
+    for chunk in batch.chunks:
+        if chunk.end_lsn is None:
+            continue
+        tail = (pg_us_to_iso(chunk.commit_time_us), format_lsn(chunk.end_lsn))
+        canonical.extend([row + tail for row in chunk.canonical])
+        if chunk.rejected:
+            rejected.extend([row + tail for row in chunk.rejected])
+    canonical_text = encode_rows(canonical)
+    rejected_text = encode_rows(rejected)
+    if canonical_text is None or rejected_text is None:
         return None
-    return canonical, rejected
+    return canonical_text, rejected_text
 
 
 def _crash_midway(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:

@@ -1,11 +1,14 @@
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from streamer.pgoutput.frames import (
     build_status_update,
     now_pg_us,
     parse_keepalive,
     parse_xlog_data,
+    pg_us_to_iso,
     pg_us_to_unix,
 )
 
@@ -34,3 +37,21 @@ def test_xlog_data_parse() -> None:
 def test_postgres_epoch() -> None:
     assert pg_us_to_unix(0) == datetime(2000, 1, 1, tzinfo=UTC).timestamp()
     assert abs(pg_us_to_unix(now_pg_us()) - datetime.now(UTC).timestamp()) < 1
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2000, 1, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # before the PG epoch
+        datetime(2026, 11, 28, 4, 20, 27, 123456, tzinfo=UTC),
+        datetime(2026, 11, 28, 4, 20, 27, 123457, tzinfo=UTC),  # same second, cached
+        datetime(2026, 11, 28, 4, 20, 28, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+    ],
+)
+def test_commit_time_text_is_exact_iso_utc(when: datetime) -> None:
+    pg_us = (when - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    text = pg_us_to_iso(pg_us)
+    assert datetime.fromisoformat(text) == when
+    assert text.endswith("+00:00") and len(text) == len("2026-11-28T04:20:27.123456+00:00")

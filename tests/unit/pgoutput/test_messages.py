@@ -13,6 +13,8 @@ from streamer.pgoutput.messages import (
     Insert,
     Other,
     Relation,
+    begin_fields,
+    commit_end_lsn,
     decode_insert_columns,
     decode_message,
     insert_rel_id,
@@ -194,3 +196,23 @@ def test_renamed_table_stops_the_stream_instead_of_ignoring_it() -> None:
     cache.add(_relation_with(BASE))
     with pytest.raises(SchemaChanged, match="renamed"):
         cache.add(Relation(1, "public", "raw_transactions_old", tuple(BASE)))
+
+
+def test_hot_path_begin_and_commit_fields_match_the_full_decoder() -> None:
+    seen = set()
+    for _, data in captured():
+        message = decode_message(data)
+        if isinstance(message, Begin):
+            assert begin_fields(data) == (message.final_lsn, message.commit_time_us)
+            framed = b"w" + bytes(24) + data  # the same message inside an XLogData frame
+            assert begin_fields(framed, 25) == (message.final_lsn, message.commit_time_us)
+            seen.add("B")
+        elif isinstance(message, Commit):
+            assert commit_end_lsn(data) == message.end_lsn
+            assert commit_end_lsn(b"w" + bytes(24) + data, 25) == message.end_lsn
+            seen.add("C")
+    assert seen == {"B", "C"}
+    with pytest.raises(ProtocolError):
+        begin_fields(b"B\x00\x01")
+    with pytest.raises(ProtocolError):
+        commit_end_lsn(b"C\x00" + bytes(10))
