@@ -125,9 +125,7 @@ def run(
             if prepare is not None:
                 prepare()
                 prepare = None
-            if once and stop_lsn is None:
-                stop_lsn = session.note_stop_lsn()
-            session.run(stop_lsn)
+            session.run(once, stop_lsn)
             return summary
         except StreamerError as exc:
             if not exc.retryable:  # the error tree decides: only link failures retry
@@ -143,6 +141,7 @@ def run(
             if stop.wait(delay):
                 return summary
         finally:
+            stop_lsn = stop_lsn if stop_lsn is not None else session.stop_lsn
             session.close()
 
 
@@ -164,17 +163,11 @@ class Session:
         self.summary = summary
         self.source_url, self.target_url = settings.require_urls()
         self.made_progress = False
+        self.stop_lsn: int | None = None  # with once: the source WAL position at start
         self.wal_sender_timeout = 60.0
         self._stream: ReplicationStream | None = None
         self._writer: BatchWriter | None = None
         self._thread: WriterThread | None = None
-
-    def note_stop_lsn(self) -> int:
-        with (
-            translated("source", self.source_url, "reading the WAL position"),
-            connect("source", self.source_url, autocommit=True) as conn,
-        ):
-            return admin.current_wal_lsn(conn)
 
     def close(self) -> None:
         if self._thread is not None:
@@ -189,8 +182,9 @@ class Session:
         self.state.target_connected = False
 
     # -- setup ---------------------------------------------------------------------------
-    def _prepare(self) -> tuple[ReplicationStream, int]:
-        """Preflight, slot checks, START_REPLICATION, claim the checkpoint."""
+    def _prepare(self, note_stop: bool) -> tuple[ReplicationStream, int]:
+        """Preflight, slot checks, START_REPLICATION, claim the checkpoint; with
+        `note_stop`, also note the source's WAL position (where `--once` ends)."""
         settings = self.settings
         self._writer = writer = BatchWriter(self.target_url, settings.target_schema, settings.slot)
         checkpoint = writer.read_checkpoint()
@@ -208,6 +202,8 @@ class Session:
                     + (f" (target checkpoint {format_lsn(checkpoint)})" if checkpoint else "")
                 )
             admin.validate_slot(conn, info, settings.slot)
+            if note_stop:
+                self.stop_lsn = admin.current_wal_lsn(conn)
             confirmed = info.confirmed_flush_lsn or 0
             if checkpoint is not None and confirmed > checkpoint:
                 raise SlotProblem(
@@ -234,8 +230,11 @@ class Session:
         return stream, claimed
 
     # -- main loop -----------------------------------------------------------------------
-    def run(self, stop_lsn: int | None) -> None:
-        stream, checkpoint = self._prepare()
+    def run(self, once: bool, stop_lsn: int | None) -> None:
+        """Stream until stopped; with once, until `stop_lsn` (noted now when None)."""
+        stream, checkpoint = self._prepare(note_stop=once and stop_lsn is None)
+        if once and stop_lsn is None:
+            stop_lsn = self.stop_lsn
         assert self._writer is not None
         # The writer thread only does I/O (its COPY text is formatted here), but it must
         # win the GIL back from this CPU-bound loop after every wait on the target; with

@@ -49,9 +49,9 @@ ALL_TABLES = (TRANSACTIONS, REJECTED, CHECKPOINTS)
 
 def missing_tables(conn: psycopg.Connection[Any], schema: str) -> list[str]:
     """Names of the target tables that do not exist yet in `schema`."""
-    missing = []
-    for name in ALL_TABLES:
-        row = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{name}"',)).fetchone()
-        if row is None or row[0] is None:
-            missing.append(name)
-    return missing
+    rows = conn.execute(
+        "SELECT name FROM unnest(%s::text[]) WITH ORDINALITY AS t(name, n)"
+        " WHERE to_regclass(format('%%I.%%I', %s::text, name)) IS NULL ORDER BY n",
+        (list(ALL_TABLES), schema),
+    ).fetchall()
+    return [row[0] for row in rows]
