@@ -18,7 +18,7 @@ from streamer.errors import ConfigError
 NAME_RE = re.compile(r"^[a-z0-9_]{1,63}$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
-DEFAULT_BATCH_SIZE = 5000
+DEFAULT_BATCH_SIZE = 10000
 DEFAULT_BATCH_TIMEOUT_MS = 100
 MODES = ("slot", "poll")
 DEFAULT_POLL_INTERVAL_S = 43200  # the legacy poller's twice a day
