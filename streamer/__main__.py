@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from streamer.cli import entry_point
 
-from streamer.cli import main
-
-sys.exit(main())
+entry_point()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -521,5 +523,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUNTIME
 
 
+def entry_point() -> NoReturn:
+    """The process entry point (`streamer`, `python -m streamer`): `main`, then exit
+    without interpreter teardown.
+
+    Tearing down psycopg, prometheus_client and the rest takes 50-80 ms, a twentieth of
+    a short `run --once` from cron. By the time `main` returns, every command has
+    closed its connections, files and threads; only buffered output is left, and it is
+    flushed here. If another thread is somehow still running, exit normally."""
+    code = main()
+    if threading.active_count() > 1:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to add
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()
