@@ -10,6 +10,7 @@ Invariants kept here (see DESIGN.md):
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import select
@@ -72,6 +73,7 @@ BACKOFF_BASE_S: Final = 0.5
 BACKOFF_CAP_S: Final = 30.0
 RECEIVE_TIMEOUT_MIN_S: Final = 5.0
 GIL_SWITCH_INTERVAL_S: Final = 0.0005
+GC_GEN0_THRESHOLD: Final = 50_000
 
 
 @dataclass
@@ -236,11 +238,7 @@ class Session:
         if once and stop_lsn is None:
             stop_lsn = self.stop_lsn
         assert self._writer is not None
-        # The writer thread only does I/O (its COPY text is formatted here), but it must
-        # win the GIL back from this CPU-bound loop after every wait on the target; with
-        # the default 5 ms switch interval that wait dominated (measured: catch-up
-        # 36k -> 44k rows/s with 0.5 ms).
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        tune_interpreter()
         self._thread = writer = WriterThread(self._writer)
         settings = self.settings
         relations = RelationCache(settings.source_schema, settings.source_table)
@@ -409,6 +407,22 @@ class Session:
                 if stop_lsn is not None:
                     timeout = min(timeout, 0.2)
                 select.select(waits, [], [], max(0.001, timeout))
+
+
+def tune_interpreter() -> None:
+    """Interpreter settings for the hot loop (process-wide; this loop is the process).
+
+    - The writer thread only does I/O (its COPY text is formatted here), but it must win
+      the GIL back from this CPU-bound loop after every wait on the target; with the
+      default 5 ms switch interval that wait dominated (catch-up 36k -> 44k rows/s with
+      0.5 ms).
+    - Every row allocates a few dozen short-lived objects (parsed JSON, tuples), so the
+      default cyclic-GC threshold (700 allocations) ran a collection every few rows: 10%
+      of the loop's CPU (replayed 200k-row backlog: 13.4 -> 12.0 us a row). Nothing on
+      the hot path makes reference cycles; collections still run, 70x less often.
+    """
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def record_batch(metrics: Metrics, summary: RunSummary, result: WriteResult) -> None:
