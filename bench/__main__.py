@@ -1,14 +1,14 @@
-"""The whole suite: `python -m bench [--quick]` runs catch-up, latency and memory in turn
-with their defaults (or their --quick sizes). Run a single benchmark as
-`python -m bench.catchup`, `python -m bench.latency`, `python -m bench.memory`, and the
-profiler as `python -m bench.profile`."""
+"""The whole suite: `python -m bench [--quick]` runs hot path, catch-up, latency and
+memory in turn with their defaults (or their --quick sizes). Run a single benchmark as
+`python -m bench.hotpath`, `python -m bench.catchup`, `python -m bench.latency`,
+`python -m bench.memory`, and the profiler as `python -m bench.profile`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import catchup, latency, memory
+from bench import catchup, hotpath, latency, memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = ["--quick"] if args.quick else []
     status = 0
-    for bench in (catchup, latency, memory):
+    for bench in (hotpath, catchup, latency, memory):
         status |= bench.main(extra)
     return status
 

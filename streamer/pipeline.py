@@ -1,10 +1,13 @@
 """Orchestration only: stream → decode → normalize → batch → write → confirm.
 
+Frames are turned into batches of normalized rows by the pure `TransactionAssembler`;
+this module owns the connections, the writer thread, confirmation and retries.
+
 Invariants kept here (see DESIGN.md):
 - the flush position sent upstream is the durable target checkpoint, never more, never
   moving backwards;
 - transactions whose commit record starts before the claimed checkpoint are skipped
-  (they were applied: their end LSN ≤ checkpoint);
+  (they were applied: their end LSN ≤ checkpoint; the assembler does the skipping);
 - a transaction is applied whole or not at all; a stop abandons the open one.
 """
 
@@ -22,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from streamer import failpoints
+from streamer.assembler import TransactionAssembler
 from streamer.batching import Batch, BatchBuilder
 from streamer.config import Settings
 from streamer.dbconn import connect, translated
 from streamer.errors import (
-    ProtocolError,
     SlotProblem,
     SourceUnavailable,
     StreamerError,
@@ -34,28 +37,13 @@ from streamer.errors import (
 from streamer.health import RunState
 from streamer.lsn import format_lsn
 from streamer.metrics import Metrics, provider_label
-from streamer.normalize import normalize
 from streamer.normalize.records import REJECTION_REASONS
 from streamer.pgoutput.frames import (
-    KEEPALIVE,
-    XLOG_DATA,
-    XLOG_HEADER_SIZE,
     build_status_update,
     now_pg_us,
-    parse_keepalive,
     pg_us_to_unix,
 )
-from streamer.pgoutput.messages import (
-    BEGIN,
-    COMMIT,
-    INSERT,
-    Relation,
-    begin_fields,
-    commit_end_lsn,
-    decode_message,
-    insert_rel_id,
-)
-from streamer.pgoutput.relations import RelationCache, RowBuilder
+from streamer.pgoutput.relations import RelationCache
 from streamer.replication import admin
 from streamer.replication.stream import MAX_FRAMES_PER_READ, ReplicationStream
 from streamer.sink.writer import BatchWriter, encode_batch
@@ -245,15 +233,9 @@ class Session:
         builder = BatchBuilder(
             settings.batch_size, MAX_BATCH_BYTES, settings.batch_timeout_ms / 1000
         )
+        assembler = TransactionAssembler(relations, builder, checkpoint, stop_lsn)
         durable = checkpoint  # last LSN committed in the target checkpoint
         confirmed = checkpoint  # last flush position sent upstream
-        skip_before = checkpoint
-        received = checkpoint
-        keepalive_end = 0  # server WAL end seen while no transaction was open
-        skipping = False
-        reached_end = False
-        last_rel_id = -1  # relation of the previous insert, and its row builder
-        row_builder: RowBuilder | None = None
         last_status = last_idle_advance = last_reply_request = 0.0
         status_interval = min(STATUS_INTERVAL_S, max(0.5, self.wal_sender_timeout / 3))
         # Every periodic status update asks for a reply, so a healthy link always brings
@@ -265,7 +247,9 @@ class Session:
 
         def send_status(reply: bool = False) -> None:
             nonlocal last_status
-            stream.send(build_status_update(received, confirmed, confirmed, now_pg_us(), reply))
+            stream.send(
+                build_status_update(assembler.received, confirmed, confirmed, now_pg_us(), reply)
+            )
             last_status = time.monotonic()
 
         state = self.state
@@ -290,8 +274,12 @@ class Session:
                 send_status()
             now = time.monotonic()
             finished = stop_lsn is not None and (
-                reached_end
-                or (keepalive_end >= stop_lsn and not builder.in_transaction and not skipping)
+                assembler.reached_end
+                or (
+                    assembler.keepalive_end >= stop_lsn
+                    and not builder.in_transaction
+                    and not assembler.skipping
+                )
             )
             ending = finished or self.stop.is_set()
             backpressure = writer.busy and builder.full()
@@ -304,52 +292,9 @@ class Session:
                     f"no data from the source for {now - last_frame_at:.0f}s "
                     "(connection dead or half-open)"
                 )
-            for frame in frames:
-                kind = frame[0]
-                if kind == XLOG_DATA:
-                    data = bytes(frame)
-                    tag = data[XLOG_HEADER_SIZE]
-                    if tag == INSERT:  # hot path: straight to a SourceRow
-                        if not skipping:
-                            rel_id = insert_rel_id(data, XLOG_HEADER_SIZE)
-                            if rel_id != last_rel_id:
-                                row_builder = relations.builder(rel_id)
-                                last_rel_id = rel_id
-                            if row_builder is not None:
-                                row = row_builder(data, XLOG_HEADER_SIZE)
-                                builder.add(normalize(row), len(row.data) + len(row.merchant))
-                    elif tag == BEGIN:
-                        final_lsn, commit_time_us = begin_fields(data, XLOG_HEADER_SIZE)
-                        keepalive_end = 0
-                        if final_lsn < skip_before:
-                            skipping = True
-                        elif stop_lsn is not None and final_lsn >= stop_lsn:
-                            reached_end = True
-                            break
-                        else:
-                            builder.begin(commit_time_us, now)
-                    elif tag == COMMIT:
-                        end_lsn = commit_end_lsn(data, XLOG_HEADER_SIZE)
-                        received = max(received, end_lsn)
-                        if skipping:
-                            skipping = False
-                        else:
-                            builder.commit(end_lsn)
-                    else:
-                        message = decode_message(data, XLOG_HEADER_SIZE)
-                        if type(message) is Relation:
-                            relations.add(message)
-                            last_rel_id = -1  # the layout may have changed
-                elif kind == KEEPALIVE:
-                    keepalive = parse_keepalive(frame)
-                    received = max(received, keepalive.wal_end)
-                    if not builder.in_transaction and not skipping:
-                        keepalive_end = keepalive.wal_end
-                    if keepalive.reply_requested:
-                        last_idle_advance = 0.0  # the server waits on us: advance now
-                        send_status()
-                else:
-                    raise ProtocolError(f"unexpected replication frame type {kind:#x}")
+            if frames and assembler.feed(frames, now):
+                last_idle_advance = 0.0  # the server waits on us: advance now
+                send_status()
             now = time.monotonic()
             drained = len(frames) < MAX_FRAMES_PER_READ and not backpressure
             # 3. hand a batch (or an idle checkpoint advance) to the writer
@@ -365,13 +310,13 @@ class Session:
                     writer.submit(batch)
                 elif (
                     builder.empty
-                    and not skipping
-                    and keepalive_end > durable
+                    and not assembler.skipping
+                    and assembler.keepalive_end > durable
                     and (ending or now - last_idle_advance >= IDLE_ADVANCE_INTERVAL_S)
                 ):
                     # Nothing in flight: record the server's WAL end so the slot releases
                     # WAL written by other tables and databases meanwhile.
-                    writer.submit(Batch([], keepalive_end, 0, 0))
+                    writer.submit(Batch([], assembler.keepalive_end, 0, 0))
                     last_idle_advance = now
                 elif ending and builder.empty:
                     send_status()
@@ -383,14 +328,16 @@ class Session:
             if asking and now - last_reply_request >= 0.2:
                 send_status(reply=True)
                 last_reply_request = now
-            progress.maybe_log(now, durable, received)
+            progress.maybe_log(now, durable, assembler.received)
             pending = builder.oldest_commit_us
             state.oldest_pending_commit_us = (
                 inflight_oldest
                 if pending is None
                 else (pending if inflight_oldest is None else min(pending, inflight_oldest))
             )
-            state.caught_up = drained and builder.empty and not writer.busy and not skipping
+            state.caught_up = (
+                drained and builder.empty and not writer.busy and not assembler.skipping
+            )
             if state.caught_up:
                 state.caught_up_at = time.time()
             # 5. sleep until the socket or the writer has news (under backpressure only the

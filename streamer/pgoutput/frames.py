@@ -39,7 +39,7 @@ def parse_xlog_data(frame: memoryview) -> XLogData:
     return XLogData(data_start, wal_end, server_time, frame[XLOG_HEADER_SIZE:])
 
 
-def parse_keepalive(frame: memoryview) -> Keepalive:
+def parse_keepalive(frame: memoryview | bytes) -> Keepalive:
     wal_end, server_time, reply = _KEEPALIVE.unpack_from(frame, 1)
     return Keepalive(wal_end, server_time, bool(reply))
 

@@ -216,3 +216,22 @@ def test_hot_path_begin_and_commit_fields_match_the_full_decoder() -> None:
         begin_fields(b"B\x00\x01")
     with pytest.raises(ProtocolError):
         commit_end_lsn(b"C\x00" + bytes(10))
+
+
+def test_the_test_encoder_round_trips_through_the_decoder() -> None:
+    from streamer.pgoutput import encode  # noqa: PLC0415
+
+    columns = [("id", 2950), ("data", 3802), ("note", 25)]
+    assert decode_message(encode.relation(7, "public", "t", columns)) == Relation(
+        7, "public", "t", tuple(Column(n, oid, False) for n, oid in columns)
+    )
+    assert decode_message(encode.insert(7, ["a", None, "é"])) == Insert(7, ("a", None, "é"))
+    assert decode_message(encode.begin(100, 5, 9)) == Begin(100, 5, 9)
+    assert decode_message(encode.commit(100, 116, 5)) == Commit(0, 100, 116, 5)
+    frame = encode.xlog_data(encode.begin(100, 5, 9), wal_start=90)
+    assert decode_message(frame, 25) == Begin(100, 5, 9)
+    inserts = [(m, d) for m, d in ((decode_message(d), d) for _, d in captured())]
+    full = [(m, d) for m, d in inserts if isinstance(m, Insert)]
+    assert full  # real server messages re-encode byte for byte
+    for message, data in full:
+        assert encode.insert(message.rel_id, message.values) == data

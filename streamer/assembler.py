@@ -1,0 +1,125 @@
+"""Replication frames in, normalized rows grouped by source transaction out (pure: no I/O).
+
+The main loop reads frames and hands them here; this applies them in order:
+
+- XLogData carrying Begin / Insert / Commit / Relation: inserts of the streamed table are
+  decoded straight from the frame, normalized and added to the open transaction of the
+  `BatchBuilder`; Relation messages update the `RelationCache`;
+- transactions whose commit record starts before the checkpoint claimed at start are
+  skipped (they were applied: their end LSN <= checkpoint);
+- with a stop position (`run --once`), the first transaction committing at or past it is
+  not read: `reached_end` is set and the rest of the frames are left alone;
+- keepalives move `received` (the server's WAL end) and, while no transaction is open,
+  `keepalive_end`, which the loop may record as the checkpoint when nothing is in flight.
+
+It is the hot path: one call per read (up to a few thousand frames), state kept in
+locals for the duration of the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from streamer.batching import BatchBuilder
+from streamer.errors import ProtocolError
+from streamer.normalize import normalize
+from streamer.normalize.records import Canonical, Rejection, SourceRow
+from streamer.pgoutput.frames import KEEPALIVE, XLOG_DATA, XLOG_HEADER_SIZE, parse_keepalive
+from streamer.pgoutput.messages import (
+    BEGIN,
+    COMMIT,
+    INSERT,
+    Relation,
+    begin_fields,
+    commit_end_lsn,
+    decode_message,
+    insert_rel_id,
+)
+from streamer.pgoutput.relations import RelationCache, RowBuilder
+
+Normalizer = Callable[[SourceRow], Canonical | Rejection]
+
+
+class TransactionAssembler:
+    """Feeds frames through decode and normalize into a `BatchBuilder`."""
+
+    def __init__(
+        self,
+        relations: RelationCache,
+        builder: BatchBuilder,
+        checkpoint: int,
+        stop_lsn: int | None = None,
+        normalizer: Normalizer = normalize,
+    ) -> None:
+        self.relations = relations
+        self.builder = builder
+        self.normalizer = normalizer
+        self.skip_before = checkpoint
+        self.stop_lsn = stop_lsn
+        self.received = checkpoint  # newest server WAL position seen (commit end or keepalive)
+        self.keepalive_end = 0  # server WAL end seen while no transaction was open
+        self.skipping = False  # inside a transaction that is already applied
+        self.reached_end = False  # a transaction at or past stop_lsn began
+        self._last_rel_id = -1  # relation of the previous insert, and its row builder
+        self._row_builder: RowBuilder | None = None
+
+    def feed(self, frames: Sequence[memoryview | bytes], now: float) -> bool:
+        """Apply `frames` in order (`now`: monotonic time, for batch timeouts). Returns
+        True when a keepalive asked for an immediate reply. Once the stop position is
+        reached, frames are ignored."""
+        if self.reached_end:
+            return False
+        builder, relations, normalizer = self.builder, self.relations, self.normalizer
+        skip_before, stop_lsn = self.skip_before, self.stop_lsn
+        skipping, received, keepalive_end = self.skipping, self.received, self.keepalive_end
+        last_rel_id, row_builder = self._last_rel_id, self._row_builder
+        reply_requested = False
+        try:
+            for frame in frames:
+                kind = frame[0]
+                if kind == XLOG_DATA:
+                    data = bytes(frame)
+                    tag = data[XLOG_HEADER_SIZE]
+                    if tag == INSERT:  # hot path: straight to a SourceRow
+                        if not skipping:
+                            rel_id = insert_rel_id(data, XLOG_HEADER_SIZE)
+                            if rel_id != last_rel_id:
+                                row_builder = relations.builder(rel_id)
+                                last_rel_id = rel_id
+                            if row_builder is not None:
+                                row = row_builder(data, XLOG_HEADER_SIZE)
+                                builder.add(normalizer(row), len(row.data) + len(row.merchant))
+                    elif tag == BEGIN:
+                        final_lsn, commit_time_us = begin_fields(data, XLOG_HEADER_SIZE)
+                        keepalive_end = 0
+                        if final_lsn < skip_before:
+                            skipping = True
+                        elif stop_lsn is not None and final_lsn >= stop_lsn:
+                            self.reached_end = True
+                            break
+                        else:
+                            builder.begin(commit_time_us, now)
+                    elif tag == COMMIT:
+                        end_lsn = commit_end_lsn(data, XLOG_HEADER_SIZE)
+                        received = max(received, end_lsn)
+                        if skipping:
+                            skipping = False
+                        else:
+                            builder.commit(end_lsn)
+                    else:
+                        message = decode_message(data, XLOG_HEADER_SIZE)
+                        if type(message) is Relation:
+                            relations.add(message)
+                            last_rel_id = -1  # the layout may have changed
+                elif kind == KEEPALIVE:
+                    keepalive = parse_keepalive(frame)
+                    received = max(received, keepalive.wal_end)
+                    if not builder.in_transaction and not skipping:
+                        keepalive_end = keepalive.wal_end
+                    reply_requested = reply_requested or keepalive.reply_requested
+                else:
+                    raise ProtocolError(f"unexpected replication frame type {kind:#x}")
+        finally:
+            self.skipping, self.received, self.keepalive_end = skipping, received, keepalive_end
+            self._last_rel_id, self._row_builder = last_rel_id, row_builder
+        return reply_requested

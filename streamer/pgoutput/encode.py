@@ -1,0 +1,59 @@
+"""Replication frames as a PostgreSQL server sends them (the inverse of `messages` and
+`frames`): pgoutput v1 Begin / Relation / Insert / Commit inside XLogData, and primary
+keepalives. Used to replay streams without a server, by the unit tests and by the
+hot-path benchmark (`bench/hotpath.py`); the streamer itself never encodes these.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from streamer.pgoutput.frames import KEEPALIVE, XLOG_DATA
+
+_XLOG_HEADER = struct.Struct(">QQq")
+
+
+def xlog_data(message: bytes, wal_start: int, wal_end: int = 0, server_time_us: int = 0) -> bytes:
+    """An XLogData ('w') frame around one pgoutput message."""
+    return bytes([XLOG_DATA]) + _XLOG_HEADER.pack(wal_start, wal_end, server_time_us) + message
+
+
+def keepalive(wal_end: int, reply_requested: bool = False, server_time_us: int = 0) -> bytes:
+    """A primary keepalive ('k') frame."""
+    return bytes([KEEPALIVE]) + struct.pack(">QqB", wal_end, server_time_us, reply_requested)
+
+
+def begin(final_lsn: int, commit_time_us: int, xid: int) -> bytes:
+    return b"B" + struct.pack(">QqI", final_lsn, commit_time_us, xid)
+
+
+def commit(commit_lsn: int, end_lsn: int, commit_time_us: int) -> bytes:
+    return b"C" + struct.pack(">BQQq", 0, commit_lsn, end_lsn, commit_time_us)
+
+
+def relation(rel_id: int, namespace: str, name: str, columns: Sequence[tuple[str, int]]) -> bytes:
+    """A Relation message; `columns` are (name, type oid), none part of the key."""
+    parts = [
+        b"R",
+        struct.pack(">I", rel_id),
+        namespace.encode() + b"\0",
+        name.encode() + b"\0",
+        b"d",  # replica identity: default
+        struct.pack(">H", len(columns)),
+    ]
+    for column, type_oid in columns:
+        parts += [b"\0", column.encode() + b"\0", struct.pack(">Ii", type_oid, -1)]
+    return b"".join(parts)
+
+
+def insert(rel_id: int, values: Sequence[str | None]) -> bytes:
+    """An Insert message; values in text format, None for NULL."""
+    parts = [b"I", struct.pack(">I", rel_id), b"N", struct.pack(">H", len(values))]
+    for value in values:
+        if value is None:
+            parts.append(b"n")
+        else:
+            raw = value.encode()
+            parts += [b"t", struct.pack(">I", len(raw)), raw]
+    return b"".join(parts)
