@@ -324,7 +324,7 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             metrics=metrics,
             stop=stop,
             state=state,
-            prepare=lambda: ensure_all(settings),
+            prepare=lambda writer: ensure_all(settings, writer=writer),
         )
     finally:
         monitor.stop()

@@ -95,11 +95,12 @@ def run(
     stop: StopFlag,
     *,
     state: RunState | None = None,
-    prepare: Callable[[], object] | None = None,
+    prepare: Callable[[BatchWriter], object] | None = None,
 ) -> RunSummary:
     """Stream until stopped (or, with once, until the WAL position noted at start).
 
-    `prepare` (setup: tables, publication, slot) runs once before the first session.
+    `prepare` (setup: tables, publication, slot) runs once, at the start of the first
+    session, given that session's target writer.
     Retryable failures (a database down or restarting, a cut connection) restart the
     session from the durable checkpoint after a backoff: forever in streaming mode, a few
     times with once. Everything else (bad setup, a lost slot) ends the run.
@@ -112,10 +113,7 @@ def run(
     while True:
         session = Session(settings, metrics, stop, summary, state)
         try:
-            if prepare is not None:
-                prepare()
-                prepare = None
-            session.run(once, stop_lsn)
+            session.run(once, stop_lsn, prepare)
             return summary
         except StreamerError as exc:
             if not exc.retryable:  # the error tree decides: only link failures retry
@@ -132,6 +130,7 @@ def run(
                 return summary
         finally:
             stop_lsn = stop_lsn if stop_lsn is not None else session.stop_lsn
+            prepare = None if session.prepared else prepare
             session.close()
 
 
@@ -154,6 +153,7 @@ class Session:
         self.source_url, self.target_url = settings.require_urls()
         self.made_progress = False
         self.stop_lsn: int | None = None  # with once: the source WAL position at start
+        self.prepared = False  # the setup step ran (in this session)
         self.wal_sender_timeout = 60.0
         self._stream: ReplicationStream | None = None
         self._writer: BatchWriter | None = None
@@ -172,11 +172,17 @@ class Session:
         self.state.target_connected = False
 
     # -- setup ---------------------------------------------------------------------------
-    def _prepare(self, note_stop: bool) -> tuple[ReplicationStream, int]:
-        """Preflight, slot checks, START_REPLICATION, claim the checkpoint; with
-        `note_stop`, also note the source's WAL position (where `--once` ends)."""
+    def _prepare(
+        self, note_stop: bool, setup: Callable[[BatchWriter], object] | None
+    ) -> tuple[ReplicationStream, int]:
+        """Setup (first session only), slot checks, START_REPLICATION, claim the
+        checkpoint; with `note_stop`, also note the source's WAL position (where `--once`
+        ends)."""
         settings = self.settings
         self._writer = writer = BatchWriter(self.target_url, settings.target_schema, settings.slot)
+        if setup is not None:
+            setup(writer)
+            self.prepared = True
         checkpoint = writer.read_checkpoint()
         self.metrics.connected.labels("target").set(1)
         self.state.target_connected = True
@@ -220,9 +226,14 @@ class Session:
         return stream, claimed
 
     # -- main loop -----------------------------------------------------------------------
-    def run(self, once: bool, stop_lsn: int | None) -> None:
+    def run(
+        self,
+        once: bool,
+        stop_lsn: int | None,
+        setup: Callable[[BatchWriter], object] | None = None,
+    ) -> None:
         """Stream until stopped; with once, until `stop_lsn` (noted now when None)."""
-        stream, checkpoint = self._prepare(note_stop=once and stop_lsn is None)
+        stream, checkpoint = self._prepare(once and stop_lsn is None, setup)
         if once and stop_lsn is None:
             stop_lsn = self.stop_lsn
         assert self._writer is not None

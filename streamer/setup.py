@@ -8,6 +8,9 @@ changes made since it disappeared are gone, and only `streamer resync` may repai
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+import psycopg
 
 from streamer.backfill import copy_rows
 from streamer.config import Settings
@@ -22,34 +25,50 @@ from streamer.sink.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 
-def ensure_tables(target_url: str, schema: str) -> list[str]:
-    """Create missing target tables; SQLAlchemy is only imported when one is missing."""
-    with (
-        translated("target", target_url, "creating the target tables"),
-        connect("target", target_url, autocommit=True) as conn,
-    ):
-        if not missing_tables(conn, schema):
+def ensure_tables(
+    target_url: str, schema: str, conn: psycopg.Connection[Any] | None = None
+) -> list[str]:
+    """Create missing target tables; SQLAlchemy is only imported when one is missing.
+    `conn` (else a connection of its own) is only used to look."""
+    with translated("target", target_url, "creating the target tables"):
+        if conn is None:
+            with connect("target", target_url, autocommit=True) as own:
+                missing = missing_tables(own, schema)
+        else:
+            missing = missing_tables(conn, schema)
+            if not conn.autocommit:
+                conn.rollback()
+        if not missing:
             return []
         from streamer.sink.schema import create_tables  # noqa: PLC0415
 
         return create_tables(target_url, schema)
 
 
-def ensure_all(settings: Settings, backfill: str = "all") -> list[str]:
+def ensure_all(
+    settings: Settings, backfill: str = "all", *, writer: BatchWriter | None = None
+) -> list[str]:
     """Create whatever is missing; returns one human line per thing done.
 
     A new slot is created with an exported snapshot and, unless `backfill` is "none", the
     rows already in the source table are copied in that snapshot before the checkpoint
     is handed to the stream. A copy that was killed part-way is resumed here.
+
+    `writer` (the caller's, left open) saves a target connection, which is most of the
+    start-up of a short `run --once`.
     """
     source_url, target_url = settings.require_urls()
+    own_writer = writer is None
+    if writer is None:
+        writer = BatchWriter(target_url, settings.target_schema, settings.slot)
     done: list[str] = []
-    done += [
-        f"created target table {settings.target_schema}.{name}"
-        for name in ensure_tables(target_url, settings.target_schema)
-    ]
-    writer = BatchWriter(target_url, settings.target_schema, settings.slot)
     try:
+        with translated("target", target_url, "connecting to the target"):
+            target_conn = writer.conn
+        done += [
+            f"created target table {settings.target_schema}.{name}"
+            for name in ensure_tables(target_url, settings.target_schema, target_conn)
+        ]
         checkpoint = writer.read_checkpoint()
         state, cursor = writer.backfill_state()
         with (
@@ -93,7 +112,8 @@ def ensure_all(settings: Settings, backfill: str = "all") -> list[str]:
                 writer.set_backfill(f"done:{mode}")
                 done.append(f"resumed and finished: {result.line()}")
     finally:
-        writer.close()
+        if own_writer:
+            writer.close()
     for line in done:
         log.info("%s", line)
     return done
