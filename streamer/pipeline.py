@@ -388,31 +388,40 @@ def record_batch(metrics: Metrics, summary: RunSummary, result: WriteResult) -> 
     only: payload-derived providers outside the known families count as `other`."""
     batch = result.batch
     normalized = rejected = 0
-    providers: Counter[str] = Counter()
+    providers: Counter[str] = Counter()  # raw provider names; labels are mapped once below
     reasons: Counter[str] = Counter()
-    refused_ids = {r.source_id for r in result.refused}
     observe_latency = metrics.end_to_end_latency.observe
+    committed_at = result.committed_at
     last_commit: float | None = None
     for chunk in batch.chunks:
         normalized += len(chunk.canonical)
-        rejected += len(chunk.rejected)
         for row in chunk.canonical:
-            if not refused_ids or row.source_id not in refused_ids:
-                providers[provider_label(row.provider)] += 1
-        for rejection in chunk.rejected:
-            reasons[rejection.reason] += 1
+            providers[row.provider] += 1
+        if chunk.rejected:
+            rejected += len(chunk.rejected)
+            for rejection in chunk.rejected:
+                reasons[rejection.reason] += 1
         if chunk.end_lsn is not None:
-            committed = pg_us_to_unix(chunk.commit_time_us)
-            observe_latency(max(0.0, result.committed_at - committed))
-            last_commit = committed
+            last_commit = pg_us_to_unix(chunk.commit_time_us)
+            observe_latency(max(0.0, committed_at - last_commit))
+    if result.refused:  # rare: refused rows were counted as normalized above
+        refused_ids = {r.source_id for r in result.refused}
+        for chunk in batch.chunks:
+            for row in chunk.canonical:
+                if row.source_id in refused_ids:
+                    providers[row.provider] -= 1
     if last_commit is not None:
         metrics.last_commit.set(last_commit)
     for refused in result.refused:
         reasons[refused.reason] += 1
     normalized -= len(result.refused)
     rejected += len(result.refused)
+    labelled: Counter[str] = Counter()
     for provider, count in providers.items():
-        metrics.rows.labels("normalized", provider).inc(count)
+        labelled[provider_label(provider)] += count
+    for label, count in labelled.items():
+        if count:
+            metrics.rows.labels("normalized", label).inc(count)
     if rejected:
         metrics.rows.labels("rejected", "other").inc(rejected)
     for reason, count in reasons.items():
