@@ -1,6 +1,6 @@
 """Where `streamer run --once` spends its time on a catch-up backlog.
 
-    python -m bench.profile [--rows 200000] [--txn-rows 1000] [--tool py-spy|cprofile]
+    python -m bench.profile [--rows 200000] [--txn-rows 1000] [--tool py-spy|cprofile] [--rate 200]
 
 py-spy (default; `pip install py-spy`) samples every thread of the process, including the
 writer thread; only samples where a thread was running Python or native code are counted
@@ -105,7 +105,7 @@ def summarize_raw(raw: str, top: int) -> dict[str, Any]:
     }
 
 
-def run_py_spy(cwd: Path, env: dict[str, str], out: Path, timeout: float) -> float:
+def run_py_spy(cwd: Path, env: dict[str, str], out: Path, timeout: float, rate: int) -> float:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
@@ -117,7 +117,7 @@ def run_py_spy(cwd: Path, env: dict[str, str], out: Path, timeout: float) -> flo
         "--threads",
         "--nonblocking",
         "--rate",
-        str(RATE_HZ),
+        str(rate),
         "-o",
         str(out),
         "--",
@@ -129,7 +129,7 @@ def run_py_spy(cwd: Path, env: dict[str, str], out: Path, timeout: float) -> flo
     return timed.seconds
 
 
-def run_cprofile(cwd: Path, env: dict[str, str], out: Path, timeout: float) -> float:
+def run_cprofile(cwd: Path, env: dict[str, str], out: Path, timeout: float, rate: int) -> float:
     cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "streamer", "run", "--once"]
     timed = run_timed(cmd, env, cwd, timeout)
     if timed.returncode != 0:
@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--txn-rows", type=int, default=1000)
     parser.add_argument("--tool", choices=("py-spy", "cprofile"), default="py-spy")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument(
+        "--rate", type=int, default=RATE_HZ, help="py-spy samples/s (raise for short runs)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--quick", action="store_true", help="smoke test: 5,000 rows")
@@ -162,16 +165,16 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint(source_url, target_url)
         log(f"profiling streamer run --once over {args.rows:,} rows with {args.tool}")
         runner = run_py_spy if args.tool == "py-spy" else run_cprofile
-        seconds = runner(cwd, env, out, args.timeout)
+        seconds = runner(cwd, env, out, args.timeout, args.rate)
     print(f"\n## Profile of streamer run --once, {args.rows:,} rows x {args.txn_rows}/txn\n")
     print(f"wall {seconds:.1f} s (under the profiler); raw profile: {out}\n")
     if args.tool == "cprofile":
         pstats.Stats(str(out)).sort_stats("tottime").print_stats(args.top)
         return 0
     summary = summarize_raw(out.read_text(), args.top)
-    busy = summary["samples"] / (RATE_HZ * seconds)
+    busy = summary["samples"] / (args.rate * seconds)
     print(
-        f"{summary['samples']:,} on-CPU samples at {RATE_HZ} Hz = {busy:.2f} busy threads on "
+        f"{summary['samples']:,} on-CPU samples at {args.rate} Hz = {busy:.2f} busy threads on "
         "average; shares below are % of on-CPU samples\n"
     )
     print(markdown_table(("thread", "%"), summary["threads"]))

@@ -49,7 +49,7 @@ class FaultyProxy:
                     if self.mode == "forward":
                         peers[sock].sendall(data)
                     # blackhole: swallow the bytes, keep both sockets open
-        except OSError:
+        except (OSError, ValueError):  # ValueError: reset_all closed a socket meanwhile
             return
         finally:
             for sock in (a, b):
