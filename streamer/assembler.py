@@ -78,19 +78,19 @@ class TransactionAssembler:
             for frame in frames:
                 kind = frame[0]
                 if kind == XLOG_DATA:
-                    data = bytes(frame)
-                    tag = data[XLOG_HEADER_SIZE]
+                    tag = frame[XLOG_HEADER_SIZE]
                     if tag == INSERT:  # hot path: straight to a SourceRow
                         if not skipping:
-                            rel_id = insert_rel_id(data, XLOG_HEADER_SIZE)
+                            rel_id = insert_rel_id(frame, XLOG_HEADER_SIZE)
                             if rel_id != last_rel_id:
                                 row_builder = relations.builder(rel_id)
                                 last_rel_id = rel_id
                             if row_builder is not None:
-                                row = row_builder(data, XLOG_HEADER_SIZE)
+                                # bytes: column values are decoded from slices of it
+                                row = row_builder(bytes(frame), XLOG_HEADER_SIZE)
                                 builder.add(normalizer(row), len(row.data) + len(row.merchant))
                     elif tag == BEGIN:
-                        final_lsn, commit_time_us = begin_fields(data, XLOG_HEADER_SIZE)
+                        final_lsn, commit_time_us = begin_fields(frame, XLOG_HEADER_SIZE)
                         keepalive_end = 0
                         if final_lsn < skip_before:
                             skipping = True
@@ -100,14 +100,14 @@ class TransactionAssembler:
                         else:
                             builder.begin(commit_time_us, now)
                     elif tag == COMMIT:
-                        end_lsn = commit_end_lsn(data, XLOG_HEADER_SIZE)
+                        end_lsn = commit_end_lsn(frame, XLOG_HEADER_SIZE)
                         received = max(received, end_lsn)
                         if skipping:
                             skipping = False
                         else:
                             builder.commit(end_lsn)
                     else:
-                        message = decode_message(data, XLOG_HEADER_SIZE)
+                        message = decode_message(bytes(frame), XLOG_HEADER_SIZE)
                         if type(message) is Relation:
                             relations.add(message)
                             last_rel_id = -1  # the layout may have changed

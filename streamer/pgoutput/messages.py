@@ -20,6 +20,7 @@ _INT32 = struct.Struct(">I")
 _INSERT_HEAD = struct.Struct(">IcH")
 
 ColumnValue = str | None
+Buffer = bytes | memoryview
 BEGIN = 0x42  # 'B'
 COMMIT = 0x43  # 'C'
 INSERT = 0x49  # 'I'
@@ -100,7 +101,7 @@ def decode_tuple(buf: bytes, pos: int) -> tuple[tuple[ColumnValue, ...], int]:
     return tuple(values), pos
 
 
-def insert_rel_id(buf: bytes, base: int = 0) -> int:
+def insert_rel_id(buf: Buffer, base: int = 0) -> int:
     """The relation id of an Insert message (starting at `base`), without decoding it."""
     rel_id: int = _INT32.unpack_from(buf, base + 1)[0]
     return rel_id
@@ -139,7 +140,7 @@ def decode_insert_columns(
     return out
 
 
-def begin_fields(buf: bytes, base: int = 0) -> tuple[int, int]:
+def begin_fields(buf: Buffer, base: int = 0) -> tuple[int, int]:
     """(final_lsn, commit_time_us) of the Begin message at `base`: the hot path's
     version of `decode_message`, one call per source transaction, no object built."""
     try:
@@ -149,7 +150,7 @@ def begin_fields(buf: bytes, base: int = 0) -> tuple[int, int]:
     return final_lsn, commit_time_us
 
 
-def commit_end_lsn(buf: bytes, base: int = 0) -> int:
+def commit_end_lsn(buf: Buffer, base: int = 0) -> int:
     """The end LSN (the position to confirm) of the Commit message at `base`."""
     try:
         end_lsn: int = _COMMIT.unpack_from(buf, base + 1)[2]
