@@ -298,8 +298,7 @@ def cmd_init(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streamer import pipeline  # noqa: PLC0415
     from streamer.health import RunState  # noqa: PLC0415
-    from streamer.metrics import Metrics  # noqa: PLC0415
-    from streamer.metrics_server import start_metrics_server  # noqa: PLC0415
+    from streamer.metrics import Metrics, NullMetrics  # noqa: PLC0415
     from streamer.monitor import SourceMonitor  # noqa: PLC0415
     from streamer.setup import ensure_all  # noqa: PLC0415
 
@@ -309,10 +308,15 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return cmd_poll(args, settings)
     stop = StopFlag()
     install_stop_handlers(stop)
-    metrics = Metrics()
+    exported = not args.once or settings.pushgateway_url or settings.metrics_textfile
+    metrics = Metrics() if exported else NullMetrics()  # nothing could read them
     metrics.set_info(settings.slot, settings.publication)
     state = RunState()
-    server = None if args.once else start_metrics_server(metrics, settings, state)
+    server = None
+    if not args.once:
+        from streamer.metrics_server import start_metrics_server  # noqa: PLC0415
+
+        server = start_metrics_server(metrics, settings, state)
     log.info("streamer %s starting: %r", __version__, settings)
     monitor = SourceMonitor(source_url, settings.slot, metrics, state)
     try:
@@ -407,13 +411,13 @@ def report_run(once: bool, settings: Settings, metrics: Any, state: Any, summary
 
 def export_final_metrics(settings: Settings, metrics: Any, state: Any) -> None:
     """For cron: push to a Pushgateway and/or write a node_exporter textfile."""
+    if not (settings.pushgateway_url or settings.metrics_textfile):
+        return
     from prometheus_client import push_to_gateway, write_to_textfile  # noqa: PLC0415
 
     from streamer.dbconn import connect  # noqa: PLC0415
     from streamer.monitor import refresh  # noqa: PLC0415
 
-    if not (settings.pushgateway_url or settings.metrics_textfile):
-        return
     try:
         with connect("source", settings.require_urls()[0], autocommit=True) as conn:
             refresh(conn, settings.slot, metrics, state)

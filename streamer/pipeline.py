@@ -384,17 +384,29 @@ def tune_interpreter() -> None:
 
 
 def record_batch(metrics: Metrics, summary: RunSummary, result: WriteResult) -> None:
-    """Metrics and run summary for a committed batch. Label values come from closed sets
-    only: payload-derived providers outside the known families count as `other`."""
+    """Run summary and metrics for a committed batch (metrics skipped when nothing can
+    read them, see `NullMetrics`)."""
     batch = result.batch
-    normalized = rejected = 0
+    refused = len(result.refused)
+    transactions = batch.transactions
+    summary.rows_normalized += sum(len(chunk.canonical) for chunk in batch.chunks) - refused
+    summary.rows_rejected += sum(len(chunk.rejected) for chunk in batch.chunks) + refused
+    summary.transactions += transactions
+    if metrics.enabled:
+        _record_metrics(metrics, result, transactions)
+
+
+def _record_metrics(metrics: Metrics, result: WriteResult, transactions: int) -> None:
+    """Label values come from closed sets only: payload-derived providers outside the
+    known families count as `other`."""
+    batch = result.batch
+    rejected = 0
     providers: Counter[str] = Counter()  # raw provider names; labels are mapped once below
     reasons: Counter[str] = Counter()
     observe_latency = metrics.end_to_end_latency.observe
     committed_at = result.committed_at
     last_commit: float | None = None
     for chunk in batch.chunks:
-        normalized += len(chunk.canonical)
         for row in chunk.canonical:
             providers[row.provider] += 1
         if chunk.rejected:
@@ -410,12 +422,11 @@ def record_batch(metrics: Metrics, summary: RunSummary, result: WriteResult) -> 
             for row in chunk.canonical:
                 if row.source_id in refused_ids:
                     providers[row.provider] -= 1
+        for refusal in result.refused:
+            reasons[refusal.reason] += 1
+        rejected += len(result.refused)
     if last_commit is not None:
         metrics.last_commit.set(last_commit)
-    for refused in result.refused:
-        reasons[refused.reason] += 1
-    normalized -= len(result.refused)
-    rejected += len(result.refused)
     labelled: Counter[str] = Counter()
     for provider, count in providers.items():
         labelled[provider_label(provider)] += count
@@ -426,13 +437,10 @@ def record_batch(metrics: Metrics, summary: RunSummary, result: WriteResult) -> 
         metrics.rows.labels("rejected", "other").inc(rejected)
     for reason, count in reasons.items():
         metrics.rejected.labels(reason if reason in REJECTION_REASONS else "other").inc(count)
-    metrics.transactions.inc(batch.transactions)
+    metrics.transactions.inc(transactions)
     if batch.rows:
         metrics.batch_rows.observe(batch.rows)
     metrics.batch_duration.observe(result.duration_s)
-    summary.rows_normalized += normalized
-    summary.rows_rejected += rejected
-    summary.transactions += batch.transactions
 
 
 def _parse_duration(text: str | None) -> float:

@@ -80,3 +80,28 @@ def test_target_refused_rows_move_from_normalized_to_rejected() -> None:
     value = metrics.registry.get_sample_value
     assert value("streamer_rows_total", {"outcome": "normalized", "provider": "stripe"}) == 1
     assert value("streamer_rejected_total", {"reason": "target_refused"}) == 1
+
+
+def test_null_metrics_stand_in_for_every_metric_and_keep_the_summary() -> None:
+    from prometheus_client.metrics import MetricWrapperBase  # noqa: PLC0415
+
+    from streamer.metrics import NullMetrics  # noqa: PLC0415
+
+    real = Metrics(CollectorRegistry())
+    metric_names = {k for k, v in vars(real).items() if isinstance(v, MetricWrapperBase)}
+    null = NullMetrics()
+    assert not null.enabled and real.enabled
+    for name in metric_names:  # every attribute the code may touch exists and discards
+        metric = getattr(null, name)
+        metric.labels("a", "b").inc()
+        metric.set(1)
+        metric.observe(1.0)
+    summaries = []
+    for metrics in (real, null):
+        summary = RunSummary()
+        batch = hostile_batch(50)
+        refused = [Rejection(batch.chunks[0].canonical[0].source_id, "t", "{}", "{}", "x", "y")]
+        record_batch(metrics, summary, WriteResult(batch, refused, 0.01, 1.0))
+        summaries.append((summary.rows_normalized, summary.rows_rejected, summary.transactions))
+    assert summaries[0] == summaries[1]
+    assert summaries[0][0] + summaries[0][1] == 50 and summaries[0][2] == 1
