@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
@@ -527,6 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUNTIME
 
 
+EXIT_UNFLUSHED = 120  # what CPython exits with when it cannot flush stdout at exit
+
+
 def entry_point() -> NoReturn:
     """The process entry point (`streamer`, `python -m streamer`): `main`, then exit
     without interpreter teardown.
@@ -534,14 +536,18 @@ def entry_point() -> NoReturn:
     Tearing down psycopg, prometheus_client and the rest takes 50-80 ms, a twentieth of
     a short `run --once` from cron. By the time `main` returns, every command has
     closed its connections, files and threads; only buffered output is left, and it is
-    flushed here. If another thread is somehow still running, exit normally."""
+    flushed here (a failed flush turns success into 120, as the interpreter's own exit
+    would: `run --once >> log` on a full disk must not look fine to cron). If another
+    thread is somehow still running, exit normally."""
     code = main()
     if threading.active_count() > 1:
         sys.exit(code)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to add
+        try:
             stream.flush()
+        except (OSError, ValueError):
+            code = code or EXIT_UNFLUSHED
     os._exit(code)
 
 

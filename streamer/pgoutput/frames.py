@@ -56,7 +56,8 @@ def pg_us_to_unix(pg_us: int) -> float:
 
 @lru_cache(maxsize=256)
 def _second_iso(unix_seconds: int) -> str:
-    return datetime.fromtimestamp(unix_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat, not strftime("%Y"): glibc does not zero-pad years before 1000
+    return datetime.fromtimestamp(unix_seconds, tz=UTC).isoformat()[:19]
 
 
 def pg_us_to_iso(pg_us: int) -> str:

@@ -51,3 +51,25 @@ def test_exit_waits_for_a_thread_still_running() -> None:
     done = run("with-thread")
     assert done.returncode == 3
     assert done.stdout.endswith("thread done\n")
+
+
+SUCCEEDS = """
+import sys
+from streamer import cli
+
+def fake_main():
+    sys.stdout.write("summary line\\n")  # small: still buffered when main returns
+    return 0
+
+cli.main = fake_main
+cli.entry_point()
+"""
+
+
+def test_output_that_cannot_be_written_is_not_a_success() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:  # every write fails: ENOSPC
+        done = subprocess.run(
+            [sys.executable, "-c", SUCCEEDS], check=False, stdout=full, env=env, timeout=60
+        )
+    assert done.returncode == 120

@@ -48,6 +48,7 @@ def test_postgres_epoch() -> None:
         datetime(2026, 11, 28, 4, 20, 27, 123457, tzinfo=UTC),  # same second, cached
         datetime(2026, 11, 28, 4, 20, 28, tzinfo=UTC),
         datetime(9999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(50, 6, 1, tzinfo=UTC),  # a wild clock: the year must stay four digits
     ],
 )
 def test_commit_time_text_is_exact_iso_utc(when: datetime) -> None:
