@@ -44,24 +44,17 @@ from streamer.sink.writer import encode_batch
 from streamer.synthetic import PayloadFactory
 
 REL_ID = 16_390
-# raw_transactions as in the seed (streamer.demo.SOURCE_DDL): uuid, jsonb, jsonb, uuid,
-# timestamp, boolean, timestamp
-COLUMNS = [
-    ("id", 2950),
-    ("data", 3802),
-    ("merchant", 3802),
-    ("transactional_id", 2950),
-    ("created_at", 1114),
-    ("processed", 16),
-    ("processed_at", 1114),
-]
 EPOCH_2026_US = 820_454_400_000_000  # 2026-01-01 in PostgreSQL-epoch microseconds
 
 
 def synthesize(rows: int, per_txn: int, seed: int = 7) -> list[bytes]:
     """The XLogData frames of `rows` inserts in `per_txn`-row transactions."""
     factory = PayloadFactory(seed=seed)
-    frames = [encode.xlog_data(encode.relation(REL_ID, "public", "raw_transactions", COLUMNS), 0)]
+    frames = [
+        encode.xlog_data(
+            encode.relation(REL_ID, "public", "raw_transactions", encode.SEED_SOURCE_COLUMNS), 0
+        )
+    ]
     lsn = 0x1000000
     for first in range(0, rows, per_txn):
         count = min(per_txn, rows - first)

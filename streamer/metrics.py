@@ -141,33 +141,12 @@ _DISCARD: Any = _Discard()
 
 
 class NullMetrics(Metrics):
-    """The same metric attributes, all discarding (see the module docstring)."""
+    """Every metric attribute of `Metrics`, all discarding (see the module docstring)."""
 
     enabled = False
 
     def __init__(self) -> None:  # no super().__init__: no prometheus_client, no registry
         self.registry = None  # type: ignore[assignment]
-        for name in _METRIC_ATTRIBUTES:
-            setattr(self, name, _DISCARD)
 
-    def set_info(self, slot: str, publication: str) -> None:
-        pass
-
-
-_METRIC_ATTRIBUTES: Final = (
-    "rows",
-    "rejected",
-    "transactions",
-    "batch_rows",
-    "batch_duration",
-    "end_to_end_latency",
-    "lag_bytes",
-    "lag_seconds",
-    "retained_wal",
-    "checkpoint_lsn",
-    "last_commit",
-    "connected",
-    "reconnects",
-    "errors",
-    "info",
-)
+    def __getattr__(self, name: str) -> Any:  # only reached for the metric attributes
+        return _DISCARD

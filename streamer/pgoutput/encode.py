@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import Final
 
-from streamer.pgoutput.frames import KEEPALIVE, XLOG_DATA
+# The decoders' own layouts, so the two directions cannot drift apart.
+from streamer.pgoutput.frames import _KEEPALIVE, _XLOG_HEADER, KEEPALIVE, XLOG_DATA
+from streamer.pgoutput.messages import _BEGIN, _COMMIT
 
-_XLOG_HEADER = struct.Struct(">QQq")
+SEED_SOURCE_COLUMNS: Final = (
+    ("id", 2950),  # uuid
+    ("data", 3802),  # jsonb
+    ("merchant", 3802),
+    ("transactional_id", 2950),
+    ("created_at", 1114),  # timestamp
+    ("processed", 16),  # boolean
+    ("processed_at", 1114),
+)
+"""The seed's `raw_transactions` (streamer.demo.SOURCE_DDL) as a Relation message
+describes it: (column, type oid), in table order."""
 
 
 def xlog_data(message: bytes, wal_start: int, wal_end: int = 0, server_time_us: int = 0) -> bytes:
@@ -21,15 +34,15 @@ def xlog_data(message: bytes, wal_start: int, wal_end: int = 0, server_time_us: 
 
 def keepalive(wal_end: int, reply_requested: bool = False, server_time_us: int = 0) -> bytes:
     """A primary keepalive ('k') frame."""
-    return bytes([KEEPALIVE]) + struct.pack(">QqB", wal_end, server_time_us, reply_requested)
+    return bytes([KEEPALIVE]) + _KEEPALIVE.pack(wal_end, server_time_us, reply_requested)
 
 
 def begin(final_lsn: int, commit_time_us: int, xid: int) -> bytes:
-    return b"B" + struct.pack(">QqI", final_lsn, commit_time_us, xid)
+    return b"B" + _BEGIN.pack(final_lsn, commit_time_us, xid)
 
 
 def commit(commit_lsn: int, end_lsn: int, commit_time_us: int) -> bytes:
-    return b"C" + struct.pack(">BQQq", 0, commit_lsn, end_lsn, commit_time_us)
+    return b"C" + _COMMIT.pack(0, commit_lsn, end_lsn, commit_time_us)
 
 
 def relation(rel_id: int, namespace: str, name: str, columns: Sequence[tuple[str, int]]) -> bytes:

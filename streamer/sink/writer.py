@@ -429,7 +429,7 @@ def encode_batch(batch: Batch) -> tuple[bytes, bytes] | None:
     for chunk in batch.chunks:
         if chunk.end_lsn is None:
             continue
-        tail = (pg_us_to_iso(chunk.commit_time_us), format_lsn(chunk.end_lsn))
+        tail = _commit_info(chunk)
         canonical.extend([row + tail for row in chunk.canonical])
         if chunk.rejected:
             rejected.extend([row + tail for row in chunk.rejected])

@@ -16,21 +16,13 @@ from streamer.pgoutput import encode
 from streamer.pgoutput.relations import RelationCache
 
 REL, OTHER = 16390, 16400
-COLUMNS = [
-    ("id", 2950),
-    ("data", 3802),
-    ("merchant", 3802),
-    ("transactional_id", 2950),
-    ("created_at", 1114),
-    ("processed", 16),
-]
 MERCHANT = orjson.dumps({"id": "m1", "name": "Shop", "country": "CL"}).decode()
 
 
 def row_values(i: int, amount: str = "1.50") -> list[str | None]:
     data = orjson.dumps({"amt": amount, "p_id": "Stripe", "currency": "USD"}).decode()
     uid = f"00000000-0000-0000-0000-{i:012d}"
-    return [uid, data, MERCHANT, uid, "2026-11-28 04:00:00", None]
+    return [uid, data, MERCHANT, uid, "2026-11-28 04:00:00", None, None]
 
 
 def transaction(first_id: int, rows: int, final_lsn: int, rel: int = REL) -> list[bytes]:
@@ -48,8 +40,10 @@ def transaction(first_id: int, rows: int, final_lsn: int, rel: int = REL) -> lis
 
 def relations_frames() -> list[bytes]:
     return [
-        encode.xlog_data(encode.relation(REL, "public", "raw_transactions", COLUMNS), 0),
-        encode.xlog_data(encode.relation(OTHER, "public", "other", COLUMNS), 0),
+        encode.xlog_data(
+            encode.relation(REL, "public", "raw_transactions", encode.SEED_SOURCE_COLUMNS), 0
+        ),
+        encode.xlog_data(encode.relation(OTHER, "public", "other", encode.SEED_SOURCE_COLUMNS), 0),
     ]
 
 
