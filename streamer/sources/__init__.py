@@ -1,0 +1,1 @@
+"""Sources: each yields commit-bounded chunks of source rows with a resumable position."""
