@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 import psycopg
 
-from streamer.demo import SOURCE_DDL
-from streamer.embedded import LocalCluster, wheel_bindir
-from streamer.synthetic import PayloadFactory
+from streamer.ops.demo import SOURCE_DDL
+from streamer.ops.embedded import LocalCluster, wheel_bindir
+from streamer.ops.synthetic import PayloadFactory
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_DIR = Path(__file__).resolve().parent.parent

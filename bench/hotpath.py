@@ -2,7 +2,7 @@
 
     python -m bench.hotpath [--rows 200000] [--txn-rows 1000] [--repeat 5] [--quick]
 
-The frames a server would send for a backlog are synthesized (`streamer.pgoutput.encode`)
+The frames a server would send for a backlog are synthesized (`tests.support.frames`)
 from the same payload mix as the other benchmarks, in the source table's column layout,
 and fed to `TransactionAssembler` in reads of 2,000 frames, as `streamer run` does.
 Stages are measured cumulatively, each from scratch:
@@ -31,17 +31,17 @@ from typing import Any
 import orjson
 
 from bench.common import log, machine_info, markdown_table, write_results
-from streamer.assembler import Normalizer, TransactionAssembler
-from streamer.batching import BatchBuilder
 from streamer.config import DEFAULT_BATCH_SIZE
 from streamer.normalize import normalize
 from streamer.normalize.records import SourceRow
-from streamer.pgoutput import encode
+from streamer.ops.synthetic import PayloadFactory
 from streamer.pgoutput.relations import RelationCache
-from streamer.pipeline import MAX_BATCH_BYTES, tune_interpreter
-from streamer.replication.stream import MAX_FRAMES_PER_READ
 from streamer.sink.writer import encode_batch
-from streamer.synthetic import PayloadFactory
+from streamer.sources.batching import BatchBuilder
+from streamer.sources.slot.assembler import Normalizer, TransactionAssembler
+from streamer.sources.slot.session import MAX_BATCH_BYTES, tune_interpreter
+from streamer.sources.slot.stream import MAX_FRAMES_PER_READ
+from tests.support import frames as encode
 
 REL_ID = 16_390
 EPOCH_2026_US = 820_454_400_000_000  # 2026-01-01 in PostgreSQL-epoch microseconds

@@ -59,7 +59,7 @@ from bench.common import (
     thread_cpu,
     write_results,
 )
-from streamer.embedded import LocalCluster
+from streamer.ops.embedded import LocalCluster
 
 INSERT = (
     "INSERT INTO raw_transactions (data, merchant, transactional_id)"

@@ -18,7 +18,7 @@ import orjson
 from streamer import __version__
 from streamer.config import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT_MS, Settings, load_settings
 from streamer.errors import EXIT_RUNTIME, EXIT_USAGE, ConfigError, StreamerError
-from streamer.stopping import StopFlag
+from streamer.runtime.stopping import StopFlag
 
 log = logging.getLogger("streamer")
 
@@ -280,8 +280,8 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
 
 
 def cmd_init(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.backfill import validate_mode  # noqa: PLC0415
-    from streamer.setup import ensure_all  # noqa: PLC0415
+    from streamer.ops.setup import ensure_all  # noqa: PLC0415
+    from streamer.sources.backfill import validate_mode  # noqa: PLC0415
 
     mode = validate_mode(args.backfill)
     settings = settings_from(args, env)
@@ -295,11 +295,11 @@ def cmd_init(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer import pipeline  # noqa: PLC0415
-    from streamer.health import RunState  # noqa: PLC0415
-    from streamer.metrics import Metrics, NullMetrics  # noqa: PLC0415
-    from streamer.monitor import SourceMonitor  # noqa: PLC0415
-    from streamer.setup import ensure_all  # noqa: PLC0415
+    from streamer.ops.setup import ensure_all  # noqa: PLC0415
+    from streamer.runtime.health import RunState  # noqa: PLC0415
+    from streamer.runtime.metrics import Metrics, NullMetrics  # noqa: PLC0415
+    from streamer.runtime.monitor import SourceMonitor  # noqa: PLC0415
+    from streamer.sources.slot import session as pipeline  # noqa: PLC0415
 
     settings = settings_from(args, env)
     source_url, _ = settings.require_urls()
@@ -313,7 +313,7 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     state = RunState()
     server = None
     if not args.once:
-        from streamer.metrics_server import start_metrics_server  # noqa: PLC0415
+        from streamer.runtime.metrics_server import start_metrics_server  # noqa: PLC0415
 
         server = start_metrics_server(metrics, settings, state)
     log.info("streamer %s starting: %r", __version__, settings)
@@ -337,10 +337,10 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
-    from streamer import poll  # noqa: PLC0415
-    from streamer.health import RunState  # noqa: PLC0415
-    from streamer.metrics import Metrics  # noqa: PLC0415
-    from streamer.metrics_server import start_metrics_server  # noqa: PLC0415
+    from streamer.runtime.health import RunState  # noqa: PLC0415
+    from streamer.runtime.metrics import Metrics  # noqa: PLC0415
+    from streamer.runtime.metrics_server import start_metrics_server  # noqa: PLC0415
+    from streamer.sources import poll  # noqa: PLC0415
 
     stop = StopFlag()
     install_stop_handlers(stop)
@@ -358,7 +358,7 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.verify import verify  # noqa: PLC0415
+    from streamer.ops.verify import verify  # noqa: PLC0415
 
     since = _timestamp(args.since, "--since") if args.since is not None else None
     if args.settle < 0:
@@ -385,7 +385,7 @@ def _timestamp(text: str, flag: str) -> str:
 
 def cmd_replay(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streamer.normalize import REJECTION_REASONS  # noqa: PLC0415
-    from streamer.replay import replay  # noqa: PLC0415
+    from streamer.ops.replay import replay  # noqa: PLC0415
 
     if args.reason is not None and args.reason not in REJECTION_REASONS:
         raise ConfigError(
@@ -414,8 +414,8 @@ def export_final_metrics(settings: Settings, metrics: Any, state: Any) -> None:
         return
     from prometheus_client import push_to_gateway, write_to_textfile  # noqa: PLC0415
 
-    from streamer.dbconn import connect  # noqa: PLC0415
-    from streamer.monitor import refresh  # noqa: PLC0415
+    from streamer.runtime.dbconn import connect  # noqa: PLC0415
+    from streamer.runtime.monitor import refresh  # noqa: PLC0415
 
     try:
         with connect("source", settings.require_urls()[0], autocommit=True) as conn:
@@ -435,7 +435,7 @@ def export_final_metrics(settings: Settings, metrics: Any, state: Any) -> None:
 
 
 def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.status import gather  # noqa: PLC0415
+    from streamer.ops.status import gather  # noqa: PLC0415
 
     status = gather(settings_from(args, env), args.max_lag_bytes, args.max_lag_seconds)
     if args.json:
@@ -446,7 +446,7 @@ def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.preflight import run_checks  # noqa: PLC0415
+    from streamer.ops.preflight import run_checks  # noqa: PLC0415
 
     results = run_checks(settings_from(args, env))
     for result in results:
@@ -457,7 +457,7 @@ def cmd_check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_drop(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.setup import drop_all  # noqa: PLC0415
+    from streamer.ops.setup import drop_all  # noqa: PLC0415
 
     settings = settings_from(args, env)
     if not args.yes:
@@ -472,7 +472,7 @@ def cmd_drop(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_resync(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.setup import resync  # noqa: PLC0415
+    from streamer.ops.setup import resync  # noqa: PLC0415
 
     for line in resync(settings_from(args, env)):
         print(line)
@@ -480,7 +480,7 @@ def cmd_resync(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.demo import run_demo  # noqa: PLC0415
+    from streamer.ops.demo import run_demo  # noqa: PLC0415
 
     stop = StopFlag()
     install_stop_handlers(stop)

@@ -4,12 +4,7 @@ keepalive ('k') and the standby status update ('r') we send back."""
 from __future__ import annotations
 
 import struct
-import time
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import NamedTuple
-
-PG_EPOCH_OFFSET_US = 946_684_800_000_000  # 2000-01-01 minus 1970-01-01, in microseconds
 
 _XLOG_HEADER = struct.Struct(">QQq")
 _KEEPALIVE = struct.Struct(">QqB")
@@ -42,30 +37,6 @@ def parse_xlog_data(frame: memoryview) -> XLogData:
 def parse_keepalive(frame: memoryview | bytes) -> Keepalive:
     wal_end, server_time, reply = _KEEPALIVE.unpack_from(frame, 1)
     return Keepalive(wal_end, server_time, bool(reply))
-
-
-def now_pg_us() -> int:
-    """Current time in microseconds since the PostgreSQL epoch (2000-01-01 UTC)."""
-    return time.time_ns() // 1000 - PG_EPOCH_OFFSET_US
-
-
-def pg_us_to_unix(pg_us: int) -> float:
-    """PostgreSQL-epoch microseconds → Unix seconds."""
-    return (pg_us + PG_EPOCH_OFFSET_US) / 1_000_000
-
-
-@lru_cache(maxsize=256)
-def _second_iso(unix_seconds: int) -> str:
-    # isoformat, not strftime("%Y"): glibc does not zero-pad years before 1000
-    return datetime.fromtimestamp(unix_seconds, tz=UTC).isoformat()[:19]
-
-
-def pg_us_to_iso(pg_us: int) -> str:
-    """PostgreSQL-epoch microseconds → ISO 8601 UTC text with microseconds (what
-    `datetime.isoformat` gives), about 4x faster: consecutive commits share their
-    second, whose text is cached."""
-    seconds, micros = divmod(pg_us + PG_EPOCH_OFFSET_US, 1_000_000)
-    return f"{_second_iso(seconds)}.{micros:06d}+00:00"
 
 
 def build_status_update(

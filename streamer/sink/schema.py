@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.types import UserDefinedType
 
-from streamer.dbconn import connect
+from streamer.runtime.dbconn import connect
 from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
 
 

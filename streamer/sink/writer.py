@@ -16,13 +16,12 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from streamer import failpoints
-from streamer.batching import Batch, TxnChunk
-from streamer.dbconn import connect
 from streamer.errors import Fenced, StreamerError, TargetUnavailable
 from streamer.lsn import format_lsn, parse_lsn
 from streamer.normalize.records import Rejection
-from streamer.pgoutput.frames import pg_us_to_iso
+from streamer.pgtime import pg_us_to_iso
+from streamer.runtime import failpoints
+from streamer.runtime.dbconn import connect
 from streamer.sink.copy_text import encode_rows
 from streamer.sink.tables import (
     CHECKPOINTS,
@@ -31,6 +30,7 @@ from streamer.sink.tables import (
     TRANSACTION_COLUMNS,
     TRANSACTIONS,
 )
+from streamer.sources.batching import Batch, TxnChunk
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streamer.embedded import LocalCluster, wheel_bindir
+from streamer.ops.embedded import LocalCluster, wheel_bindir
 from tests.integration.conftest import FAST_SETTINGS, Lab
 
 _counter = itertools.count()

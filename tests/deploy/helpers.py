@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streamer.metrics import Metrics
+from streamer.runtime.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -14,8 +14,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from streamer.embedded import LocalCluster
-from streamer.synthetic import SEED_ROWS
+from streamer.ops.embedded import LocalCluster
+from streamer.ops.synthetic import SEED_ROWS
 
 from .helpers import COMPOSE, load_yaml
 

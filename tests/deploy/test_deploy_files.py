@@ -14,7 +14,7 @@ import pytest
 from dotenv import dotenv_values
 
 from streamer.cli import COMMON_OPTIONS
-from streamer.demo import SOURCE_DDL
+from streamer.ops.demo import SOURCE_DDL
 
 from .helpers import (
     COMPOSE,

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from streamer.embedded import free_port
-from streamer.synthetic import SEED_ROWS
+from streamer.ops.embedded import free_port
+from streamer.ops.synthetic import SEED_ROWS
 from tests.integration.conftest import Lab
 
 from .helpers import RULES, binary

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from streamer.embedded import free_port
-from streamer.synthetic import SEED_ROWS
+from streamer.ops.embedded import free_port
+from streamer.ops.synthetic import SEED_ROWS
 from tests.deploy.helpers import binary
 from tests.integration.conftest import Lab
 

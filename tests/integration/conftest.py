@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from streamer.demo import SOURCE_DDL
-from streamer.embedded import PG15_BINDIR, LocalCluster, wheel_bindir
+from streamer.ops.demo import SOURCE_DDL
+from streamer.ops.embedded import PG15_BINDIR, LocalCluster, wheel_bindir
 
 VERSIONS = {"pg18": wheel_bindir}
 if (PG15_BINDIR / "postgres").exists():

@@ -7,7 +7,7 @@ import sys
 
 import psycopg
 
-from streamer.embedded import LocalCluster, wheel_bindir
+from streamer.ops.embedded import LocalCluster, wheel_bindir
 from tests.integration.conftest import Lab
 
 

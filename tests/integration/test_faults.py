@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from streamer.lsn import parse_lsn
+from streamer.ops.synthetic import PayloadFactory
 from streamer.sink.writer import BatchWriter
-from streamer.synthetic import PayloadFactory
 from tests.integration.conftest import Feeder, Lab
 from tests.integration.proxy import FaultyProxy
 
@@ -190,8 +190,8 @@ def test_a_fenced_writer_cannot_commit(lab18: Lab) -> None:
     try:
         zombie.claim(0)
         newer.claim(0)
-        from streamer.batching import Batch  # noqa: PLC0415
         from streamer.errors import Fenced  # noqa: PLC0415
+        from streamer.sources.batching import Batch  # noqa: PLC0415
 
         with pytest.raises(Fenced):
             zombie.write(Batch([], 2**40, 0, 0))
@@ -331,9 +331,9 @@ def test_renamed_source_table_stops_with_exit_3(lab18: Lab) -> None:
 def test_writer_moves_only_the_committing_transaction_out_of_the_spill(lab18: Lab) -> None:
     """Deterministic version of the above, at the writer: T1's tail and T2's first part in
     one batch must not stamp T2's parked rows with T1's commit."""
-    from streamer.batching import Batch, TxnChunk  # noqa: PLC0415
     from streamer.normalize import normalize  # noqa: PLC0415
     from streamer.normalize.records import Canonical, SourceRow  # noqa: PLC0415
+    from streamer.sources.batching import Batch, TxnChunk  # noqa: PLC0415
 
     lab = lab18
     assert lab.cli("init", "--backfill", "none").returncode == 0

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from streamer.synthetic import SEED_ROWS
+from streamer.ops.synthetic import SEED_ROWS
 from tests.data.hostile_payloads import CORPUS, STORABLE, Case
 from tests.integration.conftest import Lab
 

@@ -12,7 +12,7 @@ import pytest
 from streamer.lsn import parse_lsn
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, SourceRow
-from streamer.synthetic import PayloadFactory
+from streamer.ops.synthetic import PayloadFactory
 from tests.integration.conftest import Lab
 
 pytestmark = pytest.mark.slow

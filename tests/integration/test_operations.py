@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from streamer.embedded import free_port
 from streamer.lsn import parse_lsn
-from streamer.synthetic import SEED_ROWS
+from streamer.ops.embedded import free_port
+from streamer.ops.synthetic import SEED_ROWS
 from tests.integration.conftest import Lab
 
 

@@ -30,8 +30,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from streamer.embedded import PG15_BINDIR, LocalCluster, free_port, wheel_bindir
-from streamer.synthetic import SEED_ROWS
+from streamer.ops.embedded import PG15_BINDIR, LocalCluster, free_port, wheel_bindir
+from streamer.ops.synthetic import SEED_ROWS
 from tests.integration.conftest import FAST_SETTINGS, Lab
 from tests.integration.test_errors import assert_one_clear_line
 

@@ -8,7 +8,7 @@ import time
 from decimal import Decimal
 
 from streamer.lsn import parse_lsn
-from streamer.synthetic import SEED_ROWS, PayloadFactory
+from streamer.ops.synthetic import SEED_ROWS, PayloadFactory
 from tests.integration.conftest import Lab
 
 UNSAFE_XML = (

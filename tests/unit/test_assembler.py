@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.assembler import TransactionAssembler
-from streamer.batching import Batch, BatchBuilder
 from streamer.errors import ProtocolError
-from streamer.pgoutput import encode
 from streamer.pgoutput.relations import RelationCache
+from streamer.sources.batching import Batch, BatchBuilder
+from streamer.sources.slot.assembler import TransactionAssembler
+from tests.support import frames as encode
 
 REL, OTHER = 16390, 16400
 MERCHANT = orjson.dumps({"id": "m1", "name": "Shop", "country": "CL"}).decode()

@@ -1,7 +1,7 @@
 from decimal import Decimal
 
-from streamer.batching import BatchBuilder
 from streamer.normalize.records import Canonical, Rejection
+from streamer.sources.batching import BatchBuilder
 
 
 def canonical(i: int) -> Canonical:

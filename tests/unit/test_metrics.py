@@ -7,12 +7,12 @@ from decimal import Decimal
 import orjson
 from prometheus_client import CollectorRegistry
 
-from streamer.batching import Batch, TxnChunk
-from streamer.metrics import Metrics
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, Rejection, SourceRow
-from streamer.pipeline import RunSummary, record_batch
-from streamer.writer_thread import WriteResult
+from streamer.runtime.metrics import Metrics
+from streamer.runtime.writer_thread import WriteResult
+from streamer.sources.batching import Batch, TxnChunk
+from streamer.sources.slot.session import RunSummary, record_batch
 
 
 def series(metrics: Metrics) -> int:
@@ -85,7 +85,7 @@ def test_target_refused_rows_move_from_normalized_to_rejected() -> None:
 def test_null_metrics_stand_in_for_every_metric_and_keep_the_summary() -> None:
     from prometheus_client.metrics import MetricWrapperBase  # noqa: PLC0415
 
-    from streamer.metrics import NullMetrics  # noqa: PLC0415
+    from streamer.runtime.metrics import NullMetrics  # noqa: PLC0415
 
     real = Metrics(CollectorRegistry())
     metric_names = {k for k, v in vars(real).items() if isinstance(v, MetricWrapperBase)}

@@ -8,7 +8,7 @@ import pytest
 
 from streamer.config import load_settings
 from streamer.errors import ConfigError
-from streamer.poll import decode_marker, encode_marker, marker_name, scan_start
+from streamer.sources.poll import decode_marker, encode_marker, marker_name, scan_start
 
 NOW = datetime(2024, 5, 1, 12, 0, 0)
 
@@ -72,7 +72,7 @@ def test_invalid_poll_settings_are_usage_errors(env: dict[str, str]) -> None:
 
 
 def test_marker_never_passes_the_source_clock() -> None:
-    from streamer.poll import next_marker  # noqa: PLC0415
+    from streamer.sources.poll import next_marker  # noqa: PLC0415
 
     future = NOW + timedelta(days=1)
     assert next_marker(None, future, NOW) == NOW  # a row dated tomorrow

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamer.verify import LIST_LIMIT, IdList, Report, merge_chunk
+from streamer.ops.verify import LIST_LIMIT, IdList, Report, merge_chunk
 
 A, B, C, D, E = (f"{n}0000000-0000-0000-0000-000000000000" for n in range(1, 6))
 

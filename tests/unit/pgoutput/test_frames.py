@@ -3,14 +3,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streamer.pgoutput.frames import (
-    build_status_update,
-    now_pg_us,
-    parse_keepalive,
-    parse_xlog_data,
-    pg_us_to_iso,
-    pg_us_to_unix,
-)
+from streamer.pgoutput.frames import build_status_update, parse_keepalive, parse_xlog_data
+from streamer.pgtime import now_pg_us, pg_us_to_iso, pg_us_to_unix
 
 
 def test_status_update_layout() -> None:

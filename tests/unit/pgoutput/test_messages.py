@@ -219,7 +219,7 @@ def test_hot_path_begin_and_commit_fields_match_the_full_decoder() -> None:
 
 
 def test_the_test_encoder_round_trips_through_the_decoder() -> None:
-    from streamer.pgoutput import encode  # noqa: PLC0415
+    from tests.support import frames as encode  # noqa: PLC0415
 
     columns = [("id", 2950), ("data", 3802), ("note", 25)]
     assert decode_message(encode.relation(7, "public", "t", columns)) == Relation(

@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamer.config import Settings
 from streamer.errors import ConfigError
-from streamer.health import RunState
-from streamer.metrics import Metrics
+from streamer.runtime.health import RunState
+from streamer.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -24,31 +24,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from streamer import failpoints
-from streamer.assembler import TransactionAssembler
-from streamer.batching import Batch, BatchBuilder
 from streamer.config import Settings
-from streamer.dbconn import connect, translated
 from streamer.errors import (
     SlotProblem,
     SourceUnavailable,
     StreamerError,
 )
-from streamer.health import RunState
 from streamer.lsn import format_lsn
-from streamer.metrics import Metrics, provider_label
 from streamer.normalize.records import REJECTION_REASONS
-from streamer.pgoutput.frames import (
-    build_status_update,
-    now_pg_us,
-    pg_us_to_unix,
-)
+from streamer.pgoutput.frames import build_status_update
 from streamer.pgoutput.relations import RelationCache
-from streamer.replication import admin
-from streamer.replication.stream import MAX_FRAMES_PER_READ, ReplicationStream
+from streamer.pgtime import now_pg_us, pg_us_to_unix
+from streamer.runtime import failpoints
+from streamer.runtime.dbconn import connect, translated
+from streamer.runtime.health import RunState
+from streamer.runtime.metrics import Metrics, provider_label
+from streamer.runtime.stopping import StopFlag
+from streamer.runtime.writer_thread import WriteResult, WriterThread
 from streamer.sink.writer import BatchWriter, encode_batch
-from streamer.stopping import StopFlag
-from streamer.writer_thread import WriteResult, WriterThread
+from streamer.sources.batching import Batch, BatchBuilder
+from streamer.sources.slot import admin
+from streamer.sources.slot.assembler import TransactionAssembler
+from streamer.sources.slot.stream import MAX_FRAMES_PER_READ, ReplicationStream
 
 log = logging.getLogger(__name__)
 

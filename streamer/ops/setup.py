@@ -12,15 +12,15 @@ from typing import Any
 
 import psycopg
 
-from streamer.backfill import copy_rows
 from streamer.config import Settings
-from streamer.dbconn import connect, translated
 from streamer.errors import SlotProblem
 from streamer.lsn import format_lsn
-from streamer.replication import admin
-from streamer.replication.snapshot import ExportedSlot
+from streamer.runtime.dbconn import connect, translated
 from streamer.sink.tables import missing_tables
 from streamer.sink.writer import BatchWriter
+from streamer.sources.backfill import copy_rows
+from streamer.sources.slot import admin
+from streamer.sources.slot.snapshot import ExportedSlot
 
 log = logging.getLogger(__name__)
 

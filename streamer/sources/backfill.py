@@ -16,15 +16,15 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from streamer.batching import Batch, TxnChunk
 from streamer.config import Settings
-from streamer.dbconn import connect, translated
 from streamer.errors import ConfigError
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, SourceRow
-from streamer.pgoutput.frames import PG_EPOCH_OFFSET_US
-from streamer.progress import Progress
+from streamer.pgtime import PG_EPOCH_OFFSET_US
+from streamer.runtime.dbconn import connect, translated
+from streamer.runtime.progress import Progress
 from streamer.sink.writer import BatchWriter
+from streamer.sources.batching import Batch, TxnChunk
 
 MODES: Final = ("all", "unprocessed", "none")
 CHUNK_ROWS: Final = 5000

@@ -11,12 +11,12 @@ from typing import Any
 
 import psycopg
 
-from streamer.dbconn import connect
 from streamer.errors import StreamerError
-from streamer.health import RunState
 from streamer.lsn import parse_lsn
-from streamer.metrics import Metrics
-from streamer.pgoutput.frames import pg_us_to_unix
+from streamer.pgtime import pg_us_to_unix
+from streamer.runtime.dbconn import connect
+from streamer.runtime.health import RunState
+from streamer.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import psycopg
 from psycopg import pq
 
 from streamer.config import describe_url
-from streamer.dbconn import connect_replication
 from streamer.errors import ProtocolError, SlotInUse, SlotProblem, SourceUnavailable
 from streamer.lsn import format_lsn
+from streamer.runtime.dbconn import connect_replication
 
 MAX_FRAMES_PER_READ: Final = 2000
 

@@ -37,21 +37,21 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from streamer.backfill import ZERO_UUID
-from streamer.batching import Batch, TxnChunk
 from streamer.config import Settings
-from streamer.dbconn import connect, translated
 from streamer.errors import ConnectionFailed, PreflightFailed
-from streamer.health import RunState
-from streamer.metrics import Metrics
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, SourceRow
-from streamer.pipeline import ONCE_MAX_ATTEMPTS, RunSummary, backoff_delay, record_batch
-from streamer.setup import ensure_tables
+from streamer.ops.setup import ensure_tables
+from streamer.runtime.dbconn import connect, translated
+from streamer.runtime.health import RunState
+from streamer.runtime.metrics import Metrics
+from streamer.runtime.stopping import StopFlag
+from streamer.runtime.writer_thread import WriteResult
 from streamer.sink.tables import REJECTED, TRANSACTIONS
 from streamer.sink.writer import BatchWriter
-from streamer.stopping import StopFlag
-from streamer.writer_thread import WriteResult
+from streamer.sources.backfill import ZERO_UUID
+from streamer.sources.batching import Batch, TxnChunk
+from streamer.sources.slot.session import ONCE_MAX_ATTEMPTS, RunSummary, backoff_delay, record_batch
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from streamer import pipeline
 from streamer.config import load_settings
-from streamer.embedded import LocalCluster, free_port
-from streamer.metrics import Metrics
-from streamer.metrics_server import start_metrics_server
-from streamer.setup import ensure_all
-from streamer.stopping import StopFlag
-from streamer.synthetic import SEED_ROWS, PayloadFactory
+from streamer.ops.embedded import LocalCluster, free_port
+from streamer.ops.setup import ensure_all
+from streamer.ops.synthetic import SEED_ROWS, PayloadFactory
+from streamer.runtime.metrics import Metrics
+from streamer.runtime.metrics_server import start_metrics_server
+from streamer.runtime.stopping import StopFlag
+from streamer.sources.slot import session as pipeline
 
 log = logging.getLogger(__name__)
 

@@ -39,10 +39,10 @@ import psycopg
 from psycopg import sql
 
 from streamer.config import Settings
-from streamer.dbconn import connect, translated
 from streamer.errors import PreflightFailed
-from streamer.poll import decode_marker, marker_name
+from streamer.runtime.dbconn import connect, translated
 from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
+from streamer.sources.poll import decode_marker, marker_name
 
 LIST_LIMIT: Final = 20
 _END: Final = "g"  # sorts after every uuid text: "no more rows on this side"

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 
 from streamer.config import Settings
-from streamer.dbconn import connect
 from streamer.errors import StreamerError
-from streamer.replication import admin
+from streamer.runtime.dbconn import connect
 from streamer.sink.tables import missing_tables
+from streamer.sources.slot import admin
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ SEED_SOURCE_COLUMNS: Final = (
     ("processed", 16),  # boolean
     ("processed_at", 1114),
 )
-"""The seed's `raw_transactions` (streamer.demo.SOURCE_DDL) as a Relation message
+"""The seed's `raw_transactions` (streamer.ops.demo.SOURCE_DDL) as a Relation message
 describes it: (column, type oid), in table order."""
 
 

@@ -14,9 +14,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from streamer.batching import Batch
 from streamer.normalize.records import Rejection
 from streamer.sink.writer import BatchWriter
+from streamer.sources.batching import Batch
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from types import TracebackType
 
 from psycopg import pq
 
-from streamer.dbconn import connect_replication
 from streamer.errors import PreflightFailed, SlotProblem
 from streamer.lsn import parse_lsn
+from streamer.runtime.dbconn import connect_replication
 
 
 class ExportedSlot:

@@ -31,10 +31,10 @@ import psycopg
 from psycopg import sql
 
 from streamer.config import Settings
-from streamer.dbconn import connect, translated
 from streamer.errors import PreflightFailed
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, SourceRow
+from streamer.runtime.dbconn import connect, translated
 from streamer.sink.tables import REJECTED, TRANSACTION_COLUMNS, TRANSACTIONS
 from streamer.sink.writer import is_transient
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from streamer.batching import BatchBuilder
 from streamer.errors import ProtocolError
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, Rejection, SourceRow
@@ -36,6 +35,7 @@ from streamer.pgoutput.messages import (
     insert_rel_id,
 )
 from streamer.pgoutput.relations import RelationCache, RowBuilder
+from streamer.sources.batching import BatchBuilder
 
 Normalizer = Callable[[SourceRow], Canonical | Rejection]
 

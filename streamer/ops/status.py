@@ -12,10 +12,10 @@ import psycopg
 from psycopg import sql
 
 from streamer.config import Settings
-from streamer.dbconn import connect, translated
 from streamer.lsn import format_lsn, parse_lsn
-from streamer.replication import admin
+from streamer.runtime.dbconn import connect, translated
 from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
+from streamer.sources.slot import admin
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Operator commands: init/setup, resync, status, verify, replay, check, drop, demo."""

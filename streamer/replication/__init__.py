@@ -1,1 +1,0 @@
-"""I/O with the source: connections, slot and publication management, the CopyBoth loop."""

@@ -1,0 +1,1 @@
+"""The replication slot source: connection, slot administration, frame assembly."""

@@ -1,0 +1,1 @@
+"""Code used only by tests and benchmarks (frame encoder, fakes)."""
