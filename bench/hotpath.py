@@ -36,10 +36,10 @@ from streamer.normalize import normalize
 from streamer.normalize.records import SourceRow
 from streamer.ops.synthetic import PayloadFactory
 from streamer.pgoutput.relations import RelationCache
-from streamer.sink.writer import encode_batch
-from streamer.sources.batching import BatchBuilder
-from streamer.sources.slot.assembler import Normalizer, TransactionAssembler
-from streamer.sources.slot.session import MAX_BATCH_BYTES, tune_interpreter
+from streamer.sink.copy_text import encode_batch
+from streamer.sources.batching import BatchBuilder, Normalizer
+from streamer.sources.driver import MAX_BATCH_BYTES, tune_interpreter
+from streamer.sources.slot.assembler import TransactionAssembler
 from streamer.sources.slot.stream import MAX_FRAMES_PER_READ
 from tests.support import frames as encode
 
@@ -84,10 +84,8 @@ def _skip_normalize(row: SourceRow) -> Any:
 
 def replay(frames: list[bytes], normalizer: Normalizer, copy_text: bool) -> float:
     """CPU seconds to push the frames through the assembler (and batching)."""
-    builder = BatchBuilder(DEFAULT_BATCH_SIZE, MAX_BATCH_BYTES, 0.1)
-    assembler = TransactionAssembler(
-        RelationCache("public", "raw_transactions"), builder, 0, normalizer=normalizer
-    )
+    builder = BatchBuilder(DEFAULT_BATCH_SIZE, MAX_BATCH_BYTES, 0.1, normalizer=normalizer)
+    assembler = TransactionAssembler(RelationCache("public", "raw_transactions"), builder, 0)
     reads = [
         [memoryview(f) for f in frames[i : i + MAX_FRAMES_PER_READ]]
         for i in range(0, len(frames), MAX_FRAMES_PER_READ)

@@ -295,66 +295,12 @@ def cmd_init(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.ops.setup import ensure_all  # noqa: PLC0415
-    from streamer.runtime.health import RunState  # noqa: PLC0415
-    from streamer.runtime.metrics import Metrics, NullMetrics  # noqa: PLC0415
-    from streamer.runtime.monitor import SourceMonitor  # noqa: PLC0415
-    from streamer.sources.slot import session as pipeline  # noqa: PLC0415
+    from streamer.app import run_command  # noqa: PLC0415
 
     settings = settings_from(args, env)
-    source_url, _ = settings.require_urls()
-    if settings.mode == "poll":
-        return cmd_poll(args, settings)
     stop = StopFlag()
     install_stop_handlers(stop)
-    exported = not args.once or settings.pushgateway_url or settings.metrics_textfile
-    metrics = Metrics() if exported else NullMetrics()  # nothing could read them
-    metrics.set_info(settings.slot, settings.publication)
-    state = RunState()
-    server = None
-    if not args.once:
-        from streamer.runtime.metrics_server import start_metrics_server  # noqa: PLC0415
-
-        server = start_metrics_server(metrics, settings, state)
-    log.info("streamer %s starting: %r", __version__, settings)
-    monitor = SourceMonitor(source_url, settings.slot, metrics, state)
-    try:
-        if not args.once:
-            monitor.start()
-        summary = pipeline.run(
-            settings,
-            once=args.once,
-            metrics=metrics,
-            stop=stop,
-            state=state,
-            prepare=lambda writer: ensure_all(settings, writer=writer),
-        )
-    finally:
-        monitor.stop()
-        if server is not None:
-            server.shutdown()
-    return report_run(args.once, settings, metrics, state, summary.line())
-
-
-def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
-    from streamer.runtime.health import RunState  # noqa: PLC0415
-    from streamer.runtime.metrics import Metrics  # noqa: PLC0415
-    from streamer.runtime.metrics_server import start_metrics_server  # noqa: PLC0415
-    from streamer.sources import poll  # noqa: PLC0415
-
-    stop = StopFlag()
-    install_stop_handlers(stop)
-    metrics = Metrics()
-    metrics.set_info(poll.marker_name(settings), "")
-    state = RunState()
-    server = None if args.once else start_metrics_server(metrics, settings, state)
-    log.info("streamer %s polling: %r", __version__, settings)
-    try:
-        summary = poll.run(settings, once=args.once, stop=stop, metrics=metrics, state=state)
-    finally:
-        if server is not None:
-            server.shutdown()
-    return report_run(args.once, settings, metrics, state, summary.line())
+    return run_command(settings, args.once, stop)
 
 
 def cmd_verify(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -395,43 +341,6 @@ def cmd_replay(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     for line in replay(settings_from(args, env), args.reason, args.dry_run).lines():
         print(line)
     return 0
-
-
-def report_run(once: bool, settings: Settings, metrics: Any, state: Any, summary: str) -> int:
-    """The end of a run: with --once, the summary line on stdout and the final metrics
-    exported for cron; otherwise a log line."""
-    if once:
-        print(summary)
-        export_final_metrics(settings, metrics, state)
-    else:
-        log.info("stopped: %s", summary)
-    return 0
-
-
-def export_final_metrics(settings: Settings, metrics: Any, state: Any) -> None:
-    """For cron: push to a Pushgateway and/or write a node_exporter textfile."""
-    if not (settings.pushgateway_url or settings.metrics_textfile):
-        return
-    from prometheus_client import push_to_gateway, write_to_textfile  # noqa: PLC0415
-
-    from streamer.runtime.dbconn import connect  # noqa: PLC0415
-    from streamer.runtime.monitor import refresh  # noqa: PLC0415
-
-    try:
-        with connect("source", settings.require_urls()[0], autocommit=True) as conn:
-            refresh(conn, settings.slot, metrics, state)
-    except StreamerError as exc:
-        log.warning("final lag metrics unavailable: %s", exc)
-    if settings.metrics_textfile:
-        write_to_textfile(settings.metrics_textfile, metrics.registry)
-    if settings.pushgateway_url:
-        try:
-            push_to_gateway(settings.pushgateway_url, job="streamer", registry=metrics.registry)
-        except OSError as exc:
-            raise StreamerError(
-                f"could not push metrics to the Pushgateway: {exc}",
-                hint="check STREAMER_PUSHGATEWAY_URL / --pushgateway",
-            ) from None
 
 
 def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:

@@ -86,3 +86,25 @@ class ProtocolError(StreamerError):
     """unexpected data on the replication stream."""
 
     retryable = True
+
+    def __init__(
+        self,
+        message: str | None = None,
+        hint: str | None = None,
+        *,
+        lsn: int | None = None,
+        message_type: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.lsn = lsn  # WAL position of the frame that could not be decoded
+        self.message_type = message_type  # its pgoutput message type, e.g. 'I'
+
+
+class ProtocolStuck(StreamerError):
+    """the replication stream keeps sending a message streamer cannot decode."""
+
+    exit_code = EXIT_SLOT
+    hint = (
+        "upgrade streamer if the source runs a newer PostgreSQL, or report the LSN and "
+        "message type; `streamer resync` skips past it at the cost of a backfill"
+    )

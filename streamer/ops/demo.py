@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from streamer.app import run_slot
 from streamer.config import load_settings
 from streamer.ops.embedded import LocalCluster, free_port
 from streamer.ops.setup import ensure_all
@@ -22,7 +23,6 @@ from streamer.ops.synthetic import SEED_ROWS, PayloadFactory
 from streamer.runtime.metrics import Metrics
 from streamer.runtime.metrics_server import start_metrics_server
 from streamer.runtime.stopping import StopFlag
-from streamer.sources.slot import session as pipeline
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def run_demo(once: bool, rows: int, stop: StopFlag) -> int:
         if once:
             insert_rows(source_url, SEED_ROWS + PayloadFactory().many(max(0, rows - 3)))
             print(f"loaded {max(rows, 3)} rows into payments_lake.raw_transactions")
-            summary = pipeline.run(settings, once=True, metrics=metrics, stop=stop)
+            summary = run_slot(settings, True, metrics, stop, setup=False)
             print(summary.line())
             print_summary(target_url)
             return 0
@@ -150,7 +150,7 @@ def run_demo(once: bool, rows: int, stop: StopFlag) -> int:
         for thread in threads:
             thread.start()
         try:
-            pipeline.run(settings, once=False, metrics=metrics, stop=stop)
+            run_slot(settings, False, metrics, stop, setup=False)
         finally:
             stop.set()
             if server is not None:

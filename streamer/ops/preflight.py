@@ -126,6 +126,17 @@ def source_checks(conn: Conn, settings: Settings) -> list[Result]:
         out.append(Result("slot", "fail", "WAL lost", "run `streamer resync`"))
     else:
         out.append(Result("slot", "ok", f"pgoutput, wal_status {slot.wal_status}"))
+    tracked = _one(conn, "SHOW track_commit_timestamp")
+    out.append(
+        Result(
+            "track_commit_timestamp",
+            "ok",
+            "on: verify reports a missing row as soon as a later commit is applied"
+            if tracked == "on"
+            else "off (optional: on lets verify report a missing row at once instead of "
+            "waiting --settle seconds; restart needed)",
+        )
+    )
     keep = _one(conn, "SHOW max_slot_wal_keep_size")
     out.append(
         Result(

@@ -6,7 +6,9 @@ into `transactions` and deleted from `transactions_rejected` in that same transa
 keeping the rejected row's `source_committed_at` and `source_lsn`; rows it still rejects
 stay, with the new reason and detail. `rejected_at` is left alone (it records the first
 rejection). A `target_refused` row is inserted again; if the target still refuses it, it
-stays `target_refused` with the new SQLSTATE in `detail`.
+stays `target_refused` with the new SQLSTATE in `detail`. Inserts and refusals go through
+the sink's one refusal path (`sink/refusals.py`), so a replayed row is refused exactly as
+a streamed one would be.
 
 Running beside `streamer run`: the stream only INSERTs, so the only possible conflict is
 on `source_id`. Chunks are read `FOR UPDATE SKIP LOCKED`, so two replays never work on the
@@ -35,8 +37,8 @@ from streamer.errors import PreflightFailed
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, SourceRow
 from streamer.runtime.dbconn import connect, translated
-from streamer.sink.tables import REJECTED, TRANSACTION_COLUMNS, TRANSACTIONS
-from streamer.sink.writer import is_transient
+from streamer.sink.refusals import RowInserter
+from streamer.sink.tables import REJECTED, TRANSACTIONS
 
 MAX_CHUNK_ROWS: Final = 500  # rejected rows are often the large payloads
 
@@ -107,13 +109,7 @@ class _Chunk:
         self.source = sql.SQL("{}.{}").format(
             ident(settings.source_schema), ident(settings.source_table)
         )
-        self.insert = sql.SQL(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (source_id) DO NOTHING"
-        ).format(
-            self.tx,
-            sql.SQL(", ").join(map(ident, TRANSACTION_COLUMNS)),
-            sql.SQL(", ").join([sql.Placeholder()] * len(TRANSACTION_COLUMNS)),
-        )
+        self.rows = RowInserter(settings.target_schema)
         self.present = sql.SQL(
             "SELECT source_id::text FROM {} WHERE source_id = ANY(%s::uuid[])"
         ).format(self.tx)
@@ -176,7 +172,8 @@ class _Chunk:
         result.examined += len(rows)
         ids = [p[0] for p in accepted]
         present = {r[0] for r in conn.execute(self.present, (ids,))} if ids else set()
-        refused = self._insert(conn, [p for p in accepted if p[0] not in present])
+        with conn.cursor() as cur:
+            refused = self.rows.insert_replayed(cur, [p for p in accepted if p[0] not in present])
         updates += [("target_refused", detail, source_id) for source_id, detail in refused.items()]
         conn.execute(self.delete, ([i for i in ids if i not in refused],))
         with conn.cursor() as cur:
@@ -184,29 +181,3 @@ class _Chunk:
         result.already_normalized += len(present)
         result.moved += len(ids) - len(present) - len(refused)
         result.refused += len(refused)
-
-    def _insert(
-        self, conn: psycopg.Connection[Any], params: list[tuple[Any, ...]]
-    ) -> dict[str, str]:
-        """Insert all rows; if the target refuses one, retry row by row in savepoints.
-        Returns {source_id: detail} of the rows it refused."""
-        if not params:
-            return {}
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(self.insert, params)
-            return {}
-        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-            if is_transient(exc):
-                raise
-        refused: dict[str, str] = {}
-        for row in params:
-            try:
-                with conn.transaction():
-                    conn.execute(self.insert, row)
-            except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-                if is_transient(exc):
-                    raise
-                diag = (exc.diag.message_primary or "")[:200]
-                refused[row[0]] = f"SQLSTATE {exc.sqlstate}: {diag}"
-        return refused

@@ -8,41 +8,18 @@ changes made since it disappeared are gone, and only `streamer resync` may repai
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import psycopg
 
 from streamer.config import Settings
 from streamer.errors import SlotProblem
 from streamer.lsn import format_lsn
 from streamer.runtime.dbconn import connect, translated
-from streamer.sink.tables import missing_tables
+from streamer.sink.tables import ensure_tables
 from streamer.sink.writer import BatchWriter
-from streamer.sources.backfill import copy_rows
+from streamer.sources.backfill import copy_rows, result_line
 from streamer.sources.slot import admin
 from streamer.sources.slot.snapshot import ExportedSlot
 
 log = logging.getLogger(__name__)
-
-
-def ensure_tables(
-    target_url: str, schema: str, conn: psycopg.Connection[Any] | None = None
-) -> list[str]:
-    """Create missing target tables; SQLAlchemy is only imported when one is missing.
-    `conn` (else a connection of its own) is only used to look."""
-    with translated("target", target_url, "creating the target tables"):
-        if conn is None:
-            with connect("target", target_url, autocommit=True) as own:
-                missing = missing_tables(own, schema)
-        else:
-            missing = missing_tables(conn, schema)
-            if not conn.autocommit:
-                conn.rollback()
-        if not missing:
-            return []
-        from streamer.sink.schema import create_tables  # noqa: PLC0415
-
-        return create_tables(target_url, schema)
 
 
 def ensure_all(
@@ -55,7 +32,7 @@ def ensure_all(
     is handed to the stream. A copy that was killed part-way is resumed here.
 
     `writer` (the caller's, left open) saves a target connection, which is most of the
-    start-up of a short `run --once`.
+    start-up of a short `run --once`. The caller prints or logs the lines (once).
     """
     source_url, target_url = settings.require_urls()
     own_writer = writer is None
@@ -63,14 +40,9 @@ def ensure_all(
         writer = BatchWriter(target_url, settings.target_schema, settings.slot)
     done: list[str] = []
     try:
-        with translated("target", target_url, "connecting to the target"):
-            target_conn = writer.conn
-        done += [
-            f"created target table {settings.target_schema}.{name}"
-            for name in ensure_tables(target_url, settings.target_schema, target_conn)
-        ]
-        checkpoint = writer.read_checkpoint()
-        state, cursor = writer.backfill_state()
+        done += writer.prepare()
+        checkpoint = writer.checkpoints.read()
+        state, cursor = writer.checkpoints.backfill_state()
         with (
             translated("source", source_url, "setting up replication"),
             connect("source", source_url, autocommit=True) as conn,
@@ -99,23 +71,21 @@ def ensure_all(
                 # between creating the slot and marking its backfill. The copy must still
                 # happen (without the lost snapshot; duplicate-skipping writes keep the
                 # set exact).
-                writer.set_backfill(f"pending:{backfill}", start)
+                writer.checkpoints.set_backfill(f"pending:{backfill}", start)
                 state, cursor = f"pending:{backfill}", None
                 done.append(f"checkpoint for slot {settings.slot} at {format_lsn(start)}")
-            elif writer.ensure_checkpoint(start):
+            elif writer.checkpoints.ensure(start):
                 done.append(f"created checkpoint for slot {settings.slot} at {format_lsn(start)}")
             if state is not None and state.startswith("pending:"):
                 mode = state.split(":", 1)[1]
                 log.info("resuming the %s backfill after id %s", mode, cursor)
-                writer.claim(start)
+                writer.checkpoints.claim(start)
                 result = copy_rows(settings, writer, start, mode, after_id=cursor)
-                writer.set_backfill(f"done:{mode}")
-                done.append(f"resumed and finished: {result.line()}")
+                writer.checkpoints.set_backfill(f"done:{mode}")
+                done.append(f"resumed and finished: {result_line(result)}")
     finally:
         if own_writer:
             writer.close()
-    for line in done:
-        log.info("%s", line)
     return done
 
 
@@ -130,14 +100,14 @@ def _create_slot_and_backfill(settings: Settings, writer: BatchWriter, mode: str
         lsn = exported.consistent_lsn
         done.append(f"created replication slot {settings.slot} at {format_lsn(lsn)}")
         if mode == "none":
-            writer.ensure_checkpoint(lsn)
+            writer.checkpoints.ensure(lsn)
         else:
             # Pending first, committed before the copy: a killed copy is resumed later.
-            writer.set_backfill(f"pending:{mode}", lsn)
-            writer.claim(lsn)
+            writer.checkpoints.set_backfill(f"pending:{mode}", lsn)
+            writer.checkpoints.claim(lsn)
             result = copy_rows(settings, writer, lsn, mode, snapshot=exported.snapshot_name)
-            writer.set_backfill(f"done:{mode}")
-            done.append(result.line())
+            writer.checkpoints.set_backfill(f"done:{mode}")
+            done.append(result_line(result))
     done.append(f"checkpoint for slot {settings.slot} at {format_lsn(lsn)}")
     return done
 

@@ -11,6 +11,11 @@ are **due**; newer ones are counted as *not yet due* and are not an error:
   `created_at` is the start of the inserting transaction, so a transaction still open when
   the checkpoint was written could otherwise be reported; the settle window absorbs
   transactions shorter than it. Rows newer than the last applied commit are in flight.
+  When the source has `track_commit_timestamp = on`, a row is due as soon as its
+  inserting transaction (`pg_xact_commit_timestamp(xmin)`) committed before the last
+  applied commit (less a one-second margin for commit-time order between concurrent
+  commits), so a row lost seconds ago is reported at once; the `created_at` rule remains
+  for rows whose commit time is no longer known (frozen).
 * poll mode: due when `created_at` is at most the poll marker minus the poll overlap: the
   poller may still pick up anything later, and nothing earlier will ever be read again.
 * rows with a NULL `created_at` are always due once anything was applied.
@@ -44,6 +49,8 @@ from streamer.runtime.dbconn import connect, translated
 from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
 from streamer.sources.poll import decode_marker, marker_name
 
+COMMIT_CLOCK_MARGIN_S: Final = 1.0
+
 LIST_LIMIT: Final = 20
 _END: Final = "g"  # sorts after every uuid text: "no more rows on this side"
 
@@ -66,6 +73,7 @@ class Report:
     mode: str
     checkpoint: str | None = None  # slot: checkpoint LSN; poll: marker (newest created_at)
     last_applied: str | None = None  # slot: last applied source commit time
+    applied_at: datetime | None = field(default=None, repr=False)
     cutoff: str | None = None  # due: created_at <= cutoff
     since: str | None = None
     backfill: str | None = None  # slot: backfill state (`pending:*` means unfinished)
@@ -86,6 +94,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         out = {"ok": self.ok, **asdict(self)}
+        out.pop("applied_at")
         out["target_rows"] = self.target_transactions + self.target_rejected
         out["seconds"] = round(time.monotonic() - out.pop("started"), 3)
         return out
@@ -129,10 +138,17 @@ def verify(settings: Settings, since: str | None, settle_s: int, skip_processed:
         with translated("target", target_url, "reading the checkpoint"):
             cutoff = _cutoff(settings, target, report, settle_s)
         report.cutoff = str(cutoff) if cutoff is not None else None
+        applied = report.applied_at
+        commit_cutoff = None
+        if settings.mode == "slot" and applied is not None:
+            with translated("source", source_url, "reading track_commit_timestamp"):
+                row = source.execute("SHOW track_commit_timestamp").fetchone()
+            if row is not None and row[0] == "on":
+                commit_cutoff = applied - timedelta(seconds=COMMIT_CLOCK_MARGIN_S)
         # After `init --backfill unprocessed` rows the poller had processed were never
         # meant to be copied; the checkpoint remembers the mode.
         skip_processed = skip_processed or report.backfill == "done:unprocessed"
-        walker = _Walker(settings, since, cutoff, skip_processed)
+        walker = _Walker(settings, since, cutoff, skip_processed, commit_cutoff)
         cursor: str | None = None
         while True:
             bound, targets, sources = walker.chunk(target, source, cursor)
@@ -179,6 +195,7 @@ def _cutoff(
     ).fetchone()
     applied: datetime | None = last[0] if last else None
     report.last_applied = str(applied) if applied is not None else None
+    report.applied_at = applied
     return applied - timedelta(seconds=settle_s) if applied is not None else None
 
 
@@ -191,15 +208,31 @@ class _Walker:
         since: str | None,
         cutoff: datetime | None,
         skip_processed: bool,
+        commit_cutoff: datetime | None = None,
     ) -> None:
         self.source_url, self.target_url = settings.require_urls()
         ident = sql.Identifier
         schema = ident(settings.target_schema)
         table = sql.SQL("{}.{}").format(ident(settings.source_schema), ident(settings.source_table))
         self.chunk_rows = settings.batch_size
-        self.params = {"since": since, "cutoff": cutoff, "n": self.chunk_rows}
+        self.params = {
+            "since": since,
+            "cutoff": cutoff,
+            "commit_cutoff": commit_cutoff,
+            "n": self.chunk_rows,
+        }
         in_scope = sql.SQL("created_at >= %(since)s" if since else "true")
-        due = sql.SQL("created_at IS NULL OR created_at <= %(cutoff)s" if cutoff else "false")
+        due: sql.Composable = sql.SQL(
+            "created_at IS NULL OR created_at <= %(cutoff)s" if cutoff else "false"
+        )
+        if commit_cutoff is not None:
+            # The inserting transaction's commit time (track_commit_timestamp = on): due
+            # at once if it committed before the last applied commit. Frozen or very old
+            # rows have none and fall back to the created_at rule.
+            due = sql.SQL(
+                "CASE WHEN pg_xact_commit_timestamp(t.xmin) IS NOT NULL"
+                " THEN pg_xact_commit_timestamp(t.xmin) <= %(commit_cutoff)s ELSE ({}) END"
+            ).format(due)
         processed = sql.SQL("coalesce(processed, false)" if skip_processed else "false")
         # ORDER BY the qualified column: a bare name would mean the `::text` output column,
         # sorting every remaining row instead of walking the primary key.

@@ -12,23 +12,16 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
-from streamer.normalize.records import Rejection
-from streamer.sink.writer import BatchWriter
+from streamer.sink.base import Sink, WriteResult
 from streamer.sources.batching import Batch
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    batch: Batch
-    refused: list[Rejection]
-    duration_s: float
-    committed_at: float  # Unix time of the target commit
-
-
 class WriterThread:
-    def __init__(self, writer: BatchWriter) -> None:
+    """One batch in flight; results (or the sink's exception) come back through a queue
+    and a wake-up pipe the driver's loop selects on."""
+
+    def __init__(self, writer: Sink) -> None:
         self._writer = writer
         self._inbox: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self._outbox: queue.Queue[WriteResult | BaseException] = queue.Queue()
@@ -78,12 +71,13 @@ class WriterThread:
                 return
             started = time.perf_counter()
             try:
-                refused = self._writer.write(batch)
+                written = self._writer.write(batch)
             except BaseException as exc:  # handed to the main loop, which decides
                 self._outbox.put(exc)
             else:
+                duration = time.perf_counter() - started
                 self._outbox.put(
-                    WriteResult(batch, refused, time.perf_counter() - started, time.time())
+                    WriteResult(batch, written.refused, duration, time.time(), written.skipped)
                 )
             os.write(self._wake_w, b"x")
 

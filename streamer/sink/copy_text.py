@@ -18,6 +18,10 @@ from typing import Any
 
 from psycopg.adapt import Transformer
 
+from streamer.lsn import format_lsn
+from streamer.pgtime import pg_us_to_iso
+from streamer.sources.batching import Batch, TxnChunk
+
 try:  # internal API: see the module docstring
     from psycopg._copy_base import format_row_text
 except ImportError:  # pragma: no cover - depends on the psycopg release
@@ -34,3 +38,31 @@ def encode_rows(rows: Iterable[Sequence[Any]]) -> bytes | None:
     for row in rows:
         format_row_text(row, transformer, out)
     return bytes(out)
+
+
+def commit_info(chunk: TxnChunk) -> tuple[str, str | None]:
+    """(source_committed_at, source_lsn) as text, formatted once per transaction rather
+    than dumped per row; no LSN for a chunk of an unfinished transaction."""
+    lsn = format_lsn(chunk.end_lsn) if chunk.end_lsn is not None else None
+    return pg_us_to_iso(chunk.commit_time_us), lsn
+
+
+def encode_batch(batch: Batch) -> tuple[bytes, bytes] | None:
+    """COPY text for the batch's whole transactions (transactions, rejected rows).
+
+    One pass, commit info formatted once per transaction: with single-row transactions
+    the per-transaction work is most of the cost."""
+    canonical: list[tuple[Any, ...]] = []
+    rejected: list[tuple[Any, ...]] = []
+    for chunk in batch.chunks:
+        if chunk.end_lsn is None:
+            continue
+        tail = commit_info(chunk)
+        canonical.extend([row + tail for row in chunk.canonical])
+        if chunk.rejected:
+            rejected.extend([row + tail for row in chunk.rejected])
+    canonical_text = encode_rows(canonical)
+    rejected_text = encode_rows(rejected)
+    if canonical_text is None or rejected_text is None:
+        return None
+    return canonical_text, rejected_text

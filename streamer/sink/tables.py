@@ -3,10 +3,11 @@ need only these, and importing SQLAlchemy costs a good part of a second at start
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import psycopg
+import psycopg
+
+from streamer.runtime.dbconn import connect, translated
 
 TRANSACTIONS = "transactions"
 REJECTED = "transactions_rejected"
@@ -55,3 +56,23 @@ def missing_tables(conn: psycopg.Connection[Any], schema: str) -> list[str]:
         (list(ALL_TABLES), schema),
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def ensure_tables(
+    target_url: str, schema: str, conn: psycopg.Connection[Any] | None = None
+) -> list[str]:
+    """Create missing target tables; SQLAlchemy is only imported when one is missing.
+    `conn` (else a connection of its own) is only used to look."""
+    with translated("target", target_url, "creating the target tables"):
+        if conn is None:
+            with connect("target", target_url, autocommit=True) as own:
+                missing = missing_tables(own, schema)
+        else:
+            missing = missing_tables(conn, schema)
+            if not conn.autocommit:
+                conn.rollback()
+        if not missing:
+            return []
+        from streamer.sink.schema import create_tables  # noqa: PLC0415
+
+        return create_tables(target_url, schema)

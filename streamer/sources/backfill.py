@@ -5,12 +5,12 @@ In a slot's exported snapshot the copy sees exactly the rows committed before th
 consistent point; everything later arrives through the stream, so the handoff has no gap
 and no overlap. Without a snapshot (resuming a killed copy) the copy may also see rows the
 stream delivers; the guarded write path skips those duplicates, so the set stays exact.
-Rows are read in keyset chunks by id, so memory is bounded by the chunk size.
+Rows are read in keyset chunks by id, so memory is bounded by the chunk size; each
+chunk goes through the one driver, its last id as the cursor committed with it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
@@ -18,17 +18,21 @@ from psycopg import sql
 
 from streamer.config import Settings
 from streamer.errors import ConfigError
-from streamer.normalize import normalize
-from streamer.normalize.records import Canonical, SourceRow
+from streamer.normalize.records import SourceRow
 from streamer.pgtime import PG_EPOCH_OFFSET_US
 from streamer.runtime.dbconn import connect, translated
+from streamer.runtime.metrics import NullMetrics
 from streamer.runtime.progress import Progress
+from streamer.runtime.stopping import StopFlag
+from streamer.sink.base import Sink, WriteResult
 from streamer.sink.writer import BatchWriter
-from streamer.sources.batching import Batch, TxnChunk
+from streamer.sources.accounting import RunSummary
+from streamer.sources.batching import BatchBuilder
+from streamer.sources.driver import Driver
+from streamer.sources.poll import ZERO_UUID
 
 MODES: Final = ("all", "unprocessed", "none")
 CHUNK_ROWS: Final = 5000
-ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
 
 
 def validate_mode(mode: str) -> str:
@@ -37,16 +41,12 @@ def validate_mode(mode: str) -> str:
     return mode
 
 
-@dataclass
-class BackfillResult:
-    rows: int = 0
-    normalized: int = 0
-    rejected: int = 0
-
-    def line(self) -> str:
-        return (
-            f"backfilled {self.rows} rows ({self.normalized} normalized, {self.rejected} rejected)"
-        )
+def result_line(summary: RunSummary) -> str:
+    rows = summary.rows_normalized + summary.rows_rejected + summary.already_present
+    return (
+        f"backfilled {rows} rows ({summary.rows_normalized} normalized, "
+        f"{summary.rows_rejected} rejected)"
+    )
 
 
 def copy_rows(
@@ -57,75 +57,130 @@ def copy_rows(
     *,
     snapshot: str | None = None,
     after_id: str | None = None,
-) -> BackfillResult:
+) -> RunSummary:
     """Copy source rows (all, or the legacy poller's unprocessed ones) into the target.
 
     Rows get `source_lsn` = `lsn` (the slot's consistent point) and, as their commit time,
     the time of the copy's snapshot: the original commit time is not recorded by Postgres.
+    The caller has claimed the checkpoint; the copy moves only its cursor.
     """
-    source_url, _ = settings.require_urls()
-    table = sql.SQL("{}.{}").format(
-        sql.Identifier(settings.source_schema), sql.Identifier(settings.source_table)
+    source = BackfillSource(settings, lsn, mode, snapshot, after_id or ZERO_UUID)
+    driver = Driver(
+        source,
+        _Claimed(writer),
+        batch_size=CHUNK_ROWS,
+        batch_timeout_s=0.0,
+        metrics=NullMetrics(),
+        stop=StopFlag(),
     )
-    only_pending = sql.SQL(" AND NOT processed" if mode == "unprocessed" else "")
-    only_pending_r = sql.SQL(" AND NOT r.processed" if mode == "unprocessed" else "")
-    result = BackfillResult()
-    with (
-        translated("source", source_url, "copying existing rows"),
-        connect("source", source_url) as conn,
-    ):
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        with conn.transaction():
-            if snapshot is not None:
-                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-            commit_us = _snapshot_time_us(conn)
-            cursor = after_id or ZERO_UUID
-            total = _scalar(
-                conn,
-                sql.SQL("SELECT count(*) FROM {} WHERE id > %s::uuid{}").format(
-                    table, only_pending
-                ),
-                (cursor,),
-            )
-            progress = Progress("backfill", int(total))
-            query = sql.SQL(
-                # ORDER BY r.id, not id: the bare name would mean the id::text output
-                # column, which sorts instead of walking the primary key index.
-                "SELECT r.id::text, r.transactional_id::text, r.data::text,"
-                " r.merchant::text, r.created_at::text FROM {} AS r"
-                " WHERE r.id > %s::uuid{} ORDER BY r.id LIMIT %s"
-            ).format(table, only_pending_r)
-            while True:
-                rows = conn.execute(query, (cursor, CHUNK_ROWS)).fetchall()
-                if not rows:
-                    break
-                chunk = TxnChunk(commit_us, lsn)
-                for row in rows:
-                    record = normalize(SourceRow(*row))
-                    if type(record) is Canonical:
-                        chunk.canonical.append(record)
-                    else:
-                        chunk.rejected.append(record)  # type: ignore[arg-type]
-                cursor = rows[-1][0]
-                refused = writer.write(
-                    Batch([chunk], None, len(rows), 0), guarded=True, backfill_cursor=cursor
+    driver.drive()
+    return driver.summary
+
+
+class _Claimed:
+    """The writer as the copy's sink: already prepared and claimed by the caller, and
+    left open for it."""
+
+    def __init__(self, writer: BatchWriter) -> None:
+        self.writer = writer
+        self.checkpoints = writer.checkpoints
+        self.encode = writer.encode
+        self.write = writer.write
+
+    def prepare(self) -> list[str]:
+        return []
+
+    def claim(self, initial_lsn: int) -> int:
+        return initial_lsn
+
+    def close(self) -> None:
+        return None
+
+
+class BackfillSource:
+    """The source table in id order inside one snapshot (REPEATABLE READ, read only)."""
+
+    moves_lsn = False
+    guarded = True  # without a snapshot (a resumed copy) the stream may deliver rows too
+
+    def __init__(
+        self, settings: Settings, lsn: int, mode: str, snapshot: str | None, after_id: str
+    ) -> None:
+        self.source_url, _ = settings.require_urls()
+        self.lsn = lsn
+        self.snapshot = snapshot
+        self.cursor = after_id
+        self.done = False
+        table = sql.SQL("{}.{}").format(
+            sql.Identifier(settings.source_schema), sql.Identifier(settings.source_table)
+        )
+        only_pending = " AND NOT r.processed" if mode == "unprocessed" else ""
+        self.count = sql.SQL("SELECT count(*) FROM {} AS r WHERE r.id > %s::uuid{}").format(
+            table, sql.SQL(only_pending)
+        )
+        self.query = sql.SQL(
+            # ORDER BY r.id, not id: the bare name would mean the id::text output
+            # column, which sorts instead of walking the primary key index.
+            "SELECT r.id::text, r.transactional_id::text, r.data::text,"
+            " r.merchant::text, r.created_at::text FROM {} AS r"
+            " WHERE r.id > %s::uuid{} ORDER BY r.id LIMIT %s"
+        ).format(table, sql.SQL(only_pending))
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def open(self, sink: Sink, builder: BatchBuilder) -> int:
+        self._builder = builder
+        with translated("source", self.source_url, "copying existing rows"):
+            conn = self._conn = connect("source", self.source_url)
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            if self.snapshot is not None:
+                conn.execute(
+                    sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot))
                 )
-                result.rows += len(rows)
-                result.normalized += len(chunk.canonical) - len(refused)
-                result.rejected += len(chunk.rejected) + len(refused)
-                progress.update(len(rows))
-            progress.finish()
-    return result
+            unix_us = _scalar(conn, "SELECT (extract(epoch FROM now()) * 1e6)::bigint")
+            self.commit_us = int(unix_us) - PG_EPOCH_OFFSET_US
+            total = _scalar(conn, self.count, (self.cursor,))
+        self.progress = Progress("backfill", int(total))
+        return 0
+
+    def read(self, now: float) -> bool:
+        assert self._conn is not None
+        with translated("source", self.source_url, "copying existing rows"):
+            rows = self._conn.execute(self.query, (self.cursor, CHUNK_ROWS)).fetchall()
+        if not rows:
+            self.done = True
+            self.progress.finish()
+            return True
+        builder = self._builder
+        builder.begin(self.commit_us, now)
+        for row in rows:
+            builder.row(SourceRow(*row))
+        self.cursor = rows[-1][0]
+        builder.commit(self.lsn, self.cursor)
+        self.progress.update(len(rows))
+        return False
+
+    def finished(self) -> bool:
+        return self.done
+
+    def idle_position(self, durable: int, now: float, ending: bool) -> int | None:
+        return None
+
+    def durable(self, result: WriteResult, now: float) -> None:
+        return None
+
+    def tick(self, now: float, waiting: bool) -> float:
+        return 0.0
+
+    def wait_fds(self) -> list[int]:
+        return []
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
-def _scalar(conn: psycopg.Connection[Any], query: sql.Composed, params: Any = None) -> Any:
+def _scalar(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> Any:
     row = conn.execute(query, params).fetchone()
     return row[0] if row else None
-
-
-def _snapshot_time_us(conn: psycopg.Connection[Any]) -> int:
-    unix_us = _scalar(
-        conn, sql.Composed([sql.SQL("SELECT (extract(epoch FROM now()) * 1e6)::bigint")])
-    )
-    return int(unix_us) - PG_EPOCH_OFFSET_US

@@ -1,16 +1,23 @@
-"""Groups decoded source transactions into target batches (pure).
+"""The driver's normalize → batch stage (pure): sources push commit-bounded chunks of
+source rows here (`begin`, `row`, `commit`), rows are normalized as they arrive, and
+whole transactions are grouped into target batches.
 
-A batch normally holds whole source transactions only, so its checkpoint is the end LSN of
-its last transaction. A transaction too large for one batch is cut into chunks that the
-writer parks in a spill table; the checkpoint only moves with the chunk that carries its
-commit. Memory is therefore bounded by the batch limits, not by transaction size.
+A batch normally holds whole source transactions only, so its position is that of its
+last transaction (the end LSN for the slot, a source cursor for poll, backfill and files).
+A transaction too large for one batch is cut into chunks that the writer parks in a spill
+table; the position only moves with the chunk that carries its commit. Memory is
+therefore bounded by the batch limits, not by transaction size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streamer.normalize.records import Canonical, Rejection
+from streamer.normalize import normalize
+from streamer.normalize.records import Canonical, Rejection, SourceRow
+
+Normalizer = Callable[[SourceRow], Canonical | Rejection]
 
 ROW_OVERHEAD_BYTES = 256
 
@@ -22,6 +29,7 @@ class TxnChunk:
     commit_time_us: int
     end_lsn: int | None = None  # None: the transaction continues in a later batch
     continues_spill: bool = False  # earlier chunks of this transaction were spilled
+    cursor: str | None = None  # where a cursor-kept source resumes after this chunk
     canonical: list[Canonical] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
 
@@ -36,6 +44,8 @@ class Batch:
     checkpoint_lsn: int | None  # end LSN of the last whole transaction; None: do not move
     rows: int
     nbytes: int
+    cursor: str | None = None  # resume position of the last whole chunk (cursor sources)
+    guarded: bool = False  # rows may already be in the target: skip duplicates
     # COPY text of the whole transactions' rows, prepared outside the writer thread
     # (see sink/copy_text.py); None: the writer formats them itself.
     encoded: tuple[bytes, bytes] | None = None
@@ -46,12 +56,29 @@ class Batch:
 
 
 class BatchBuilder:
-    """Accumulates Begin / row / Commit events; says when a batch is due and hands it out."""
+    """Accumulates Begin / row / Commit events; says when a batch is due and hands it out.
 
-    def __init__(self, max_rows: int, max_bytes: int, timeout_s: float) -> None:
+    `moves_lsn`: commits carry replication positions that become the batch's checkpoint
+    (the slot); otherwise a batch keeps the LSN where it is and carries the cursor of its
+    last chunk. `guarded`: the source may deliver rows the target already holds (poll's
+    overlap, a resumed copy, a re-read file), so its batches skip duplicates."""
+
+    def __init__(
+        self,
+        max_rows: int,
+        max_bytes: int,
+        timeout_s: float,
+        *,
+        normalizer: Normalizer = normalize,
+        moves_lsn: bool = True,
+        guarded: bool = False,
+    ) -> None:
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.normalizer = normalizer
+        self.moves_lsn = moves_lsn
+        self.guarded = guarded
         self._done: list[TxnChunk] = []
         self._done_rows = 0
         self._done_bytes = 0
@@ -81,7 +108,12 @@ class BatchBuilder:
         if self._oldest is None:
             self._oldest = now
 
+    def row(self, row: SourceRow) -> None:
+        """Normalize a source row of the open transaction and hold the result."""
+        self.add(self.normalizer(row), len(row.data) + len(row.merchant))
+
     def add(self, record: Canonical | Rejection, nbytes: int) -> None:
+        """Hold an already normalized (or rejected) row of the open transaction."""
         chunk = self._open
         assert chunk is not None, "row outside a transaction"
         if type(record) is Canonical:
@@ -90,10 +122,13 @@ class BatchBuilder:
             chunk.rejected.append(record)  # type: ignore[arg-type]
         self._open_bytes += nbytes + ROW_OVERHEAD_BYTES
 
-    def commit(self, end_lsn: int) -> None:
+    def commit(self, end_lsn: int, cursor: str | None = None) -> None:
+        """Close the open transaction: `end_lsn` is the commit's end (the slot) or the
+        LSN its rows are stamped with; `cursor` the source position after it."""
         chunk = self._open
         assert chunk is not None, "commit outside a transaction"
         chunk.end_lsn = end_lsn
+        chunk.cursor = cursor
         self._done.append(chunk)
         self._done_rows += chunk.rows
         self._done_bytes += self._open_bytes
@@ -129,7 +164,8 @@ class BatchBuilder:
     def take(self, now: float) -> Batch:
         """Hand out whole transactions, plus the open one's rows when it outgrew a batch."""
         chunks, rows, nbytes = self._done, self._done_rows, self._done_bytes
-        checkpoint = chunks[-1].end_lsn if chunks else None
+        checkpoint = chunks[-1].end_lsn if chunks and self.moves_lsn else None
+        cursor = chunks[-1].cursor if chunks else None
         if self._open_full():
             assert self._open is not None
             partial = self._open
@@ -140,7 +176,7 @@ class BatchBuilder:
             self._open_bytes = 0
         self._done, self._done_rows, self._done_bytes = [], 0, 0
         self._oldest = now if self._open is not None else None
-        return Batch(chunks, checkpoint, rows, nbytes)
+        return Batch(chunks, checkpoint, rows, nbytes, cursor, self.guarded)
 
     def abandon_open(self) -> None:
         """Forget a transaction in progress (shutdown): it is re-sent after restart."""

@@ -14,9 +14,9 @@ less than `overlap` seconds from its insert to its commit; a slower one is misse
 `streamer verify --mode poll` reports it). The slot has no such gap.
 
 Progress marker: a `streamer_checkpoints` row named `poll:<schema>.<table>` whose
-`backfill_cursor` holds the newest `created_at` read (ISO text). It is written by the
-writer's fence in the same target transaction as each chunk's rows, so it is exactly as
-durable as the rows; `claim()` bumps its epoch, fencing an older poller of the same table.
+`backfill_cursor` holds the newest `created_at` read (ISO text). It is each chunk's cursor,
+so the sink's fence writes it in the same target transaction as the chunk's rows: it is
+exactly as durable as the rows; `claim()` bumps its epoch, fencing an older poller.
 Its `lsn` stays `0/0`. Rows written here get `source_lsn` 0/0 (unknown without a slot) and,
 as their commit time, the source's `now()` at the start of the cycle (like a backfill).
 
@@ -27,10 +27,7 @@ read here; `verify` reports them.
 from __future__ import annotations
 
 import logging
-import random
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -38,25 +35,18 @@ import psycopg
 from psycopg import sql
 
 from streamer.config import Settings
-from streamer.errors import ConnectionFailed, PreflightFailed
-from streamer.normalize import normalize
-from streamer.normalize.records import Canonical, SourceRow
-from streamer.ops.setup import ensure_tables
+from streamer.errors import PreflightFailed
+from streamer.normalize.records import SourceRow
 from streamer.runtime.dbconn import connect, translated
-from streamer.runtime.health import RunState
-from streamer.runtime.metrics import Metrics
-from streamer.runtime.stopping import StopFlag
-from streamer.runtime.writer_thread import WriteResult
-from streamer.sink.tables import REJECTED, TRANSACTIONS
-from streamer.sink.writer import BatchWriter
-from streamer.sources.backfill import ZERO_UUID
-from streamer.sources.batching import Batch, TxnChunk
-from streamer.sources.slot.session import ONCE_MAX_ATTEMPTS, RunSummary, backoff_delay, record_batch
+from streamer.sink.base import Sink, WriteResult
+from streamer.sources.accounting import RunSummary
+from streamer.sources.batching import BatchBuilder
 
 log = logging.getLogger(__name__)
 
 PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 HEARTBEAT_S: Final = 10.0  # /healthz stays green through a 12-hour interval
+ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
 
 
 def marker_name(settings: Settings) -> str:
@@ -90,55 +80,59 @@ def next_marker(previous: datetime | None, newest: datetime, cycle_now: datetime
 
 
 @dataclass
-class PollSummary:
-    applied: RunSummary = field(default_factory=RunSummary)  # rows written, timing
-    cycles: int = 0
-    rows_read: int = 0
-    already_present: int = 0
-    marker: datetime | None = None
+class _Cycle:
+    """One pass over the table from the scan start to the tail as it was."""
 
-    def line(self) -> str:
-        seen = encode_marker(self.marker) if self.marker is not None else "none"
-        return (
-            f"rows normalized {self.applied.rows_normalized}, "
-            f"rows rejected {self.applied.rows_rejected}, "
-            f"rows already present {self.already_present}, newest created_at {seen}, "
-            f"seconds {self.applied.seconds:.2f}"
-        )
+    conn: psycopg.Connection[Any]
+    commit_us: int  # the source's now() at the start, as every row's commit time
+    now: tuple[datetime, datetime]  # the source's clock at the start, naive and aware
+    cursor: tuple[Any, str]  # keyset position: (created_at, id)
 
 
-class Poller:
-    """One source table polled into the target; owns the target writer."""
+class PollSource:
+    """The source table read by keyset, cycle after cycle (`--once`: one cycle)."""
 
-    def __init__(
-        self, settings: Settings, stop: StopFlag, metrics: Metrics, state: RunState
-    ) -> None:
-        self.source_url, self.target_url = settings.require_urls()
+    moves_lsn = False
+    guarded = True  # the overlap re-reads rows already written
+
+    def __init__(self, settings: Settings, once: bool) -> None:
+        self.source_url, _ = settings.require_urls()
         self.settings = settings
-        self.stop = stop
-        self.metrics = metrics
-        self.state = state
+        self.once = once
         self.prepared = False
-        self.summary = PollSummary()
+        self.cycles = 0
+        self.rows_read = 0
+        self.marker: datetime | None = None  # newest created_at handed to the writer
+        self._done = False
+        self._cycle: _Cycle | None = None
+        self._next_cycle_at = 0.0
         ident = sql.Identifier
         self.table = sql.SQL("{}.{}").format(
             ident(settings.source_schema), ident(settings.source_table)
         )
-        schema = ident(settings.target_schema)
-        self.present_query = sql.SQL(
-            "SELECT source_id::text FROM {s}.{tx} WHERE source_id = ANY(%(ids)s::uuid[])"
-            " UNION ALL"
-            " SELECT source_id::text FROM {s}.{rej} WHERE source_id = ANY(%(ids)s::uuid[])"
-        ).format(s=schema, tx=ident(TRANSACTIONS), rej=ident(REJECTED))
-        self.writer = BatchWriter(self.target_url, settings.target_schema, marker_name(settings))
+        self.query = sql.SQL(
+            "SELECT r.id::text, r.transactional_id::text, r.data::text, r.merchant::text,"
+            " r.created_at::text, r.created_at FROM {} r"
+            " WHERE (r.created_at, r.id) > (%s, %s::uuid) AND isfinite(r.created_at)"
+            " ORDER BY r.created_at, r.id LIMIT %s"
+        ).format(self.table)
 
-    def prepare(self) -> None:
+    def open(self, sink: Sink, builder: BatchBuilder) -> int:
         """Target tables, the marker row (claimed), and a read of the source table, so a
         missing table, column or privilege fails before the first cycle."""
-        ensure_tables(self.target_url, self.settings.target_schema)
-        self.writer.claim(0)
-        _, cursor = self.writer.backfill_state()
-        self.summary.marker = decode_marker(cursor)
+        self._builder = builder
+        if not self.prepared:
+            sink.prepare()
+        sink.claim(0)
+        _, cursor = sink.checkpoints.backfill_state()
+        self.marker = decode_marker(cursor)
+        if not self.prepared:
+            self._probe()
+            self.prepared = True
+        self._next_cycle_at = 0.0
+        return 0
+
+    def _probe(self) -> None:
         probe = sql.SQL(
             "SELECT id, transactional_id, data, merchant, created_at FROM {} LIMIT 0"
         ).format(self.table)
@@ -154,122 +148,97 @@ class Poller:
                     f"{(exc.diag.message_primary or str(exc)).strip()}",
                     hint="check STREAMER_SOURCE_TABLE / --source-table",
                 ) from None
-        self.prepared = True
 
-    def cycle(self) -> None:
-        """Read everything from the scan start on; each chunk commits with the marker."""
-        query = sql.SQL(
-            "SELECT r.id::text, r.transactional_id::text, r.data::text, r.merchant::text,"
-            " r.created_at::text, r.created_at FROM {} r"
-            " WHERE (r.created_at, r.id) > (%s, %s::uuid) AND isfinite(r.created_at)"
-            " ORDER BY r.created_at, r.id LIMIT %s"
-        ).format(self.table)
-        with (
-            translated("source", self.source_url, "polling the source table"),
-            connect("source", self.source_url, autocommit=True) as conn,
-        ):
-            now_row = conn.execute("SELECT localtimestamp, now()").fetchone()
-            assert now_row is not None
-            marker = self.summary.marker
-            naive_now, aware_now = now_row
-            source_now = naive_now if marker is None or marker.tzinfo is None else aware_now
-            start = scan_start(marker, source_now, self.settings.poll_overlap_seconds)
-            commit_us = (aware_now - PG_EPOCH) // timedelta(microseconds=1)
-            cursor: tuple[Any, str] = ("-infinity" if start is None else start, ZERO_UUID)
-            while not self.stop.is_set():
-                rows = conn.execute(query, (*cursor, self.settings.batch_size)).fetchall()
-                if not rows:
-                    break
-                self._apply(rows, commit_us, (naive_now, aware_now))
-                cursor = (rows[-1][5], rows[-1][0])
-                self.state.beat()
-                if len(rows) < self.settings.batch_size:
-                    # Reached the tail as it was: end the cycle. Chasing new rows would let
-                    # the cursor run ahead of transactions still open (they would fall
-                    # behind it for good once the chase outlasted the overlap) and would
-                    # keep a --once run from ever finishing under steady inserts.
-                    break
-        self.summary.cycles += 1
+    def read(self, now: float) -> bool:
+        """One page of the current cycle (starting one when it is due)."""
+        if self._done or (self._cycle is None and now < self._next_cycle_at):
+            return True
+        with translated("source", self.source_url, "polling the source table"):
+            cycle = self._cycle or self._start_cycle()
+            size = self.settings.batch_size
+            rows = cycle.conn.execute(self.query, (*cycle.cursor, size)).fetchall()
+            if rows:
+                self._push(rows, cycle)
+                cycle.cursor = (rows[-1][5], rows[-1][0])
+        if len(rows) < size:
+            # Reached the tail as it was: end the cycle. Chasing new rows would let the
+            # cursor run ahead of transactions still open (they would fall behind it for
+            # good once the chase outlasted the overlap) and would keep a --once run from
+            # ever finishing under steady inserts.
+            self._end_cycle(now)
+            return True
+        return False
 
-    def _apply(
-        self, rows: Sequence[tuple[Any, ...]], commit_us: int, now: tuple[datetime, datetime]
-    ) -> None:
-        """Write a chunk (rows not yet in the target) together with the new marker.
-        `now` is the source's clock at the cycle start, naive and aware (created_at may be
-        either type)."""
-        ids = [row[0] for row in rows]
-        with translated("target", self.target_url, "looking up rows already written"):
-            conn = self.writer.conn
-            with conn.transaction():
-                present = {r[0] for r in conn.execute(self.present_query, {"ids": ids})}
-        chunk = TxnChunk(commit_us, end_lsn=0)
+    def _start_cycle(self) -> _Cycle:
+        conn = connect("source", self.source_url, autocommit=True)
+        now_row = conn.execute("SELECT localtimestamp, now()").fetchone()
+        assert now_row is not None
+        naive_now, aware_now = now_row
+        marker = self.marker
+        source_now = naive_now if marker is None or marker.tzinfo is None else aware_now
+        start = scan_start(marker, source_now, self.settings.poll_overlap_seconds)
+        commit_us = (aware_now - PG_EPOCH) // timedelta(microseconds=1)
+        cursor: tuple[Any, str] = ("-infinity" if start is None else start, ZERO_UUID)
+        self._cycle = _Cycle(conn, commit_us, (naive_now, aware_now), cursor)
+        return self._cycle
+
+    def _push(self, rows: list[tuple[Any, ...]], cycle: _Cycle) -> None:
+        """A page as one chunk, its cursor the marker after it."""
+        builder = self._builder
+        builder.begin(cycle.commit_us, 0.0)
         for row in rows:
-            if row[0] not in present:
-                record = normalize(SourceRow(*row[:5]))
-                if type(record) is Canonical:
-                    chunk.canonical.append(record)
-                else:
-                    chunk.rejected.append(record)  # type: ignore[arg-type]
-        previous = self.summary.marker
+            builder.row(SourceRow(*row[:5]))
         newest: datetime = rows[-1][5]
-        marker = next_marker(previous, newest, now[1] if newest.tzinfo else now[0])
-        if chunk.rows or marker != previous:
-            batch = Batch([chunk], None, chunk.rows, 0)
-            started = time.monotonic()
-            refused = self.writer.write(batch, guarded=True, backfill_cursor=encode_marker(marker))
-            result = WriteResult(batch, refused, time.monotonic() - started, time.time())
-            record_batch(self.metrics, self.summary.applied, result)
-        self.summary.marker = marker
-        self.summary.rows_read += len(rows)
-        self.summary.already_present += len(present)
+        self.marker = next_marker(
+            self.marker, newest, cycle.now[1] if newest.tzinfo else cycle.now[0]
+        )
+        builder.commit(0, encode_marker(self.marker))
+        self.rows_read += len(rows)
+
+    def _end_cycle(self, now: float) -> None:
+        self._close_cycle()
+        self.cycles += 1
+        log.info(
+            "poll cycle %d done: %d rows read, newest created_at %s",
+            self.cycles,
+            self.rows_read,
+            encode_marker(self.marker) if self.marker is not None else "none",
+        )
+        if self.once:
+            self._done = True
+        else:
+            self._next_cycle_at = now + self.settings.poll_interval_seconds
+
+    def finished(self) -> bool:
+        return self._done
+
+    def idle_position(self, durable: int, now: float, ending: bool) -> int | None:
+        return None
+
+    def durable(self, result: WriteResult, now: float) -> None:
+        return None
+
+    def tick(self, now: float, waiting: bool) -> float:
+        if self._cycle is not None:
+            return 0.0
+        return min(HEARTBEAT_S, max(0.0, self._next_cycle_at - now))
+
+    def wait_fds(self) -> list[int]:
+        return []
+
+    def _close_cycle(self) -> None:
+        if self._cycle is not None:
+            self._cycle.conn.close()
+            self._cycle = None
 
     def close(self) -> None:
-        self.writer.close()
+        self._close_cycle()
 
-
-def run(
-    settings: Settings, once: bool, stop: StopFlag, metrics: Metrics, state: RunState
-) -> PollSummary:
-    """Poll until stopped (or one cycle with `once`). Lost connections are retried with
-    backoff: forever when polling on a schedule, a few times with `once`."""
-    poller = Poller(settings, stop, metrics, state)
-    rng = random.Random()
-    attempt = 0
-    try:
-        while not stop.is_set():
-            try:
-                if not poller.prepared:
-                    poller.prepare()
-                    state.streaming = True
-                poller.cycle()
-            except ConnectionFailed as exc:
-                poller.writer.close()
-                attempt += 1
-                if once and attempt >= ONCE_MAX_ATTEMPTS:
-                    raise
-                delay = backoff_delay(attempt, rng)
-                log.warning("%s; retrying in %.1fs", exc, delay)
-                if _sleep(stop, delay, state):
-                    break
-                continue
-            attempt = 0
-            state.source_connected = state.target_connected = True
-            if once:
-                break
-            log.info("poll cycle done: %s", poller.summary.line())
-            if _sleep(stop, settings.poll_interval_seconds, state):
-                break
-    finally:
-        poller.close()
-    return poller.summary
-
-
-def _sleep(stop: StopFlag, seconds: float, state: RunState) -> bool:
-    """Wait (True: stopped meanwhile), beating the health heartbeat on the way."""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        state.beat()
-        if stop.wait(min(left, HEARTBEAT_S)):
-            return True
-    state.beat()
-    return stop.is_set()
+    def line(self, summary: RunSummary) -> str:
+        seen = encode_marker(self.marker) if self.marker is not None else "none"
+        return (
+            f"rows normalized {summary.rows_normalized}, "
+            f"rows rejected {summary.rows_rejected}, "
+            f"rows already present {summary.already_present}, newest created_at {seen}, "
+            f"seconds {summary.seconds:.2f}"
+        )

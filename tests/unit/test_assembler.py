@@ -132,3 +132,11 @@ def test_any_split_into_reads_gives_the_same_batches(cuts: list[int]) -> None:
     assert [(c.end_lsn, c.canonical) for c in taken(pieces).chunks] == [
         (c.end_lsn, c.canonical) for c in taken(whole).chunks
     ]
+
+
+def test_a_protocol_error_names_the_lsn_and_message_type_of_its_frame() -> None:
+    begin, _, commit = transaction(1, 1, 0x4000)
+    bad = encode.xlog_data(encode.insert(REL, row_values(1))[:20], 0x5000)  # cut short
+    with pytest.raises(ProtocolError) as error:
+        assembler().feed([*relations_frames(), begin, bad, commit], now=0.0)
+    assert (error.value.lsn, error.value.message_type) == (0x5000, "I")

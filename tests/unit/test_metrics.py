@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, Rejection, SourceRow
 from streamer.runtime.metrics import Metrics
-from streamer.runtime.writer_thread import WriteResult
+from streamer.sink.base import WriteResult
+from streamer.sources.accounting import RunSummary, record_batch
 from streamer.sources.batching import Batch, TxnChunk
-from streamer.sources.slot.session import RunSummary, record_batch
 
 
 def series(metrics: Metrics) -> int:

@@ -3,8 +3,8 @@
 The main loop reads frames and hands them here; this applies them in order:
 
 - XLogData carrying Begin / Insert / Commit / Relation: inserts of the streamed table are
-  decoded straight from the frame, normalized and added to the open transaction of the
-  `BatchBuilder`; Relation messages update the `RelationCache`;
+  decoded straight from the frame and pushed, as commit-bounded chunks, into the driver's
+  `BatchBuilder` (which normalizes them); Relation messages update the `RelationCache`;
 - transactions whose commit record starts before the checkpoint claimed at start are
   skipped (they were applied: their end LSN <= checkpoint);
 - with a stop position (`run --once`), the first transaction committing at or past it is
@@ -18,12 +18,16 @@ locals for the duration of the call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from streamer.errors import ProtocolError
-from streamer.normalize import normalize
-from streamer.normalize.records import Canonical, Rejection, SourceRow
-from streamer.pgoutput.frames import KEEPALIVE, XLOG_DATA, XLOG_HEADER_SIZE, parse_keepalive
+from streamer.pgoutput.frames import (
+    KEEPALIVE,
+    XLOG_DATA,
+    XLOG_HEADER_SIZE,
+    parse_keepalive,
+    parse_xlog_data,
+)
 from streamer.pgoutput.messages import (
     BEGIN,
     COMMIT,
@@ -37,11 +41,9 @@ from streamer.pgoutput.messages import (
 from streamer.pgoutput.relations import RelationCache, RowBuilder
 from streamer.sources.batching import BatchBuilder
 
-Normalizer = Callable[[SourceRow], Canonical | Rejection]
-
 
 class TransactionAssembler:
-    """Feeds frames through decode and normalize into a `BatchBuilder`."""
+    """Feeds frames through decode into a `BatchBuilder` (which normalizes)."""
 
     def __init__(
         self,
@@ -49,11 +51,9 @@ class TransactionAssembler:
         builder: BatchBuilder,
         checkpoint: int,
         stop_lsn: int | None = None,
-        normalizer: Normalizer = normalize,
     ) -> None:
         self.relations = relations
         self.builder = builder
-        self.normalizer = normalizer
         self.skip_before = checkpoint
         self.stop_lsn = stop_lsn
         self.received = checkpoint  # newest server WAL position seen (commit end or keepalive)
@@ -69,7 +69,8 @@ class TransactionAssembler:
         reached, frames are ignored."""
         if self.reached_end:
             return False
-        builder, relations, normalizer = self.builder, self.relations, self.normalizer
+        builder, relations = self.builder, self.relations
+        add_row = builder.row
         skip_before, stop_lsn = self.skip_before, self.stop_lsn
         skipping, received, keepalive_end = self.skipping, self.received, self.keepalive_end
         last_rel_id, row_builder = self._last_rel_id, self._row_builder
@@ -87,8 +88,7 @@ class TransactionAssembler:
                                 last_rel_id = rel_id
                             if row_builder is not None:
                                 # bytes: column values are decoded from slices of it
-                                row = row_builder(bytes(frame), XLOG_HEADER_SIZE)
-                                builder.add(normalizer(row), len(row.data) + len(row.merchant))
+                                add_row(row_builder(bytes(frame), XLOG_HEADER_SIZE))
                     elif tag == BEGIN:
                         final_lsn, commit_time_us = begin_fields(frame, XLOG_HEADER_SIZE)
                         keepalive_end = 0
@@ -119,7 +119,18 @@ class TransactionAssembler:
                     reply_requested = reply_requested or keepalive.reply_requested
                 else:
                     raise ProtocolError(f"unexpected replication frame type {kind:#x}")
+        except ProtocolError as exc:
+            if exc.lsn is None:  # say where: the retry policy counts failures per LSN
+                exc.lsn, exc.message_type = _frame_position(frame)
+            raise
         finally:
             self.skipping, self.received, self.keepalive_end = skipping, received, keepalive_end
             self._last_rel_id, self._row_builder = last_rel_id, row_builder
         return reply_requested
+
+
+def _frame_position(frame: memoryview | bytes) -> tuple[int | None, str]:
+    """(WAL position, message type) of a frame, as far as it can be read."""
+    if len(frame) > XLOG_HEADER_SIZE and frame[0] == XLOG_DATA:
+        return parse_xlog_data(memoryview(frame)).data_start, chr(frame[XLOG_HEADER_SIZE])
+    return None, f"frame {chr(frame[0]) if frame else '?'}"

@@ -1,0 +1,147 @@
+"""Composition: settings → source + driver + sink for the run commands, and the export of
+final metrics. The CLI parses; this wires."""
+
+from __future__ import annotations
+
+import logging
+
+from streamer import __version__
+from streamer.config import Settings
+from streamer.errors import StreamerError
+from streamer.runtime.health import RunState
+from streamer.runtime.metrics import Metrics, NullMetrics
+from streamer.runtime.stopping import StopFlag
+from streamer.sink.base import Sink
+from streamer.sink.writer import BatchWriter
+from streamer.sources.accounting import RunSummary
+from streamer.sources.base import Source
+from streamer.sources.driver import Driver
+
+log = logging.getLogger("streamer")
+
+
+def run_slot(
+    settings: Settings,
+    once: bool,
+    metrics: Metrics,
+    stop: StopFlag,
+    state: RunState | None = None,
+    *,
+    setup: bool = True,
+) -> RunSummary:
+    """The slot stream until stopped (with `once`: until the WAL position at start).
+    `setup` (tables, publication, slot) runs once, with the first session's writer."""
+    from streamer.ops.setup import ensure_all  # noqa: PLC0415
+    from streamer.sources.slot.source import SlotSource  # noqa: PLC0415
+
+    def prepare(writer: Sink) -> None:
+        assert isinstance(writer, BatchWriter)
+        for line in ensure_all(settings, writer=writer):
+            log.info("%s", line)
+
+    _, target_url = settings.require_urls()
+    source = SlotSource(settings, once, setup=prepare if setup else None)
+    sink = BatchWriter(target_url, settings.target_schema, settings.slot)
+    return _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
+
+
+def run_poll(
+    settings: Settings, once: bool, metrics: Metrics, stop: StopFlag, state: RunState
+) -> tuple[RunSummary, str]:
+    """Poll mode; returns the summary and its line."""
+    from streamer.sources.poll import PollSource, marker_name  # noqa: PLC0415
+
+    _, target_url = settings.require_urls()
+    source = PollSource(settings, once)
+    sink = BatchWriter(target_url, settings.target_schema, marker_name(settings))
+    summary = _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
+    return summary, source.line(summary)
+
+
+def _driver(
+    settings: Settings,
+    source: Source,
+    sink: BatchWriter,
+    *,
+    metrics: Metrics,
+    stop: StopFlag,
+    state: RunState | None,
+) -> Driver:
+    return Driver(
+        source,
+        sink,
+        batch_size=settings.batch_size,
+        batch_timeout_s=settings.batch_timeout_ms / 1000,
+        metrics=metrics,
+        stop=stop,
+        state=state,
+    )
+
+
+def run_command(settings: Settings, once: bool, stop: StopFlag) -> int:
+    """`streamer run`: metrics endpoint and monitor (continuous mode), the run, the end
+    report."""
+    from streamer.runtime.monitor import SourceMonitor  # noqa: PLC0415
+
+    source_url, _ = settings.require_urls()
+    polling = settings.mode == "poll"
+    exported = not once or settings.pushgateway_url or settings.metrics_textfile
+    metrics = Metrics() if exported or polling else NullMetrics()  # nothing could read them
+    if polling:
+        from streamer.sources.poll import marker_name  # noqa: PLC0415
+
+        metrics.set_info(marker_name(settings), "")
+    else:
+        metrics.set_info(settings.slot, settings.publication)
+    state = RunState()
+    server = None
+    if not once:
+        from streamer.runtime.metrics_server import start_metrics_server  # noqa: PLC0415
+
+        server = start_metrics_server(metrics, settings, state)
+    log.info("streamer %s %s: %r", __version__, "polling" if polling else "starting", settings)
+    monitor = None if polling else SourceMonitor(source_url, settings.slot, metrics, state)
+    try:
+        if monitor is not None and not once:
+            monitor.start()
+        if polling:
+            _, line = run_poll(settings, once, metrics, stop, state)
+        else:
+            line = run_slot(settings, once, metrics, stop, state).line()
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        if server is not None:
+            server.shutdown()
+    if once:
+        print(line)
+        export_final_metrics(settings, metrics, state)
+    else:
+        log.info("stopped: %s", line)
+    return 0
+
+
+def export_final_metrics(settings: Settings, metrics: Metrics, state: RunState) -> None:
+    """For cron: push to a Pushgateway and/or write a node_exporter textfile."""
+    if not (settings.pushgateway_url or settings.metrics_textfile):
+        return
+    from prometheus_client import push_to_gateway, write_to_textfile  # noqa: PLC0415
+
+    from streamer.runtime.dbconn import connect  # noqa: PLC0415
+    from streamer.runtime.monitor import refresh  # noqa: PLC0415
+
+    try:
+        with connect("source", settings.require_urls()[0], autocommit=True) as conn:
+            refresh(conn, settings.slot, metrics, state)
+    except StreamerError as exc:
+        log.warning("final lag metrics unavailable: %s", exc)
+    if settings.metrics_textfile:
+        write_to_textfile(settings.metrics_textfile, metrics.registry)
+    if settings.pushgateway_url:
+        try:
+            push_to_gateway(settings.pushgateway_url, job="streamer", registry=metrics.registry)
+        except OSError as exc:
+            raise StreamerError(
+                f"could not push metrics to the Pushgateway: {exc}",
+                hint="check STREAMER_PUSHGATEWAY_URL / --pushgateway",
+            ) from None
