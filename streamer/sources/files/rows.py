@@ -42,7 +42,7 @@ import orjson
 
 from streamer.normalize.errors import describe
 from streamer.normalize.records import Rejection, SourceRow
-from streamer.normalize.text import is_storable
+from streamer.normalize.text import document_is_storable, is_storable
 
 RECORD_NAMESPACE: Final = uuid.UUID("5b0e6c8e-3f4a-5d1e-9c55-7f1a2b3c4d5e")
 """Namespace of derived record ids; changing it changes every derived id."""
@@ -106,7 +106,14 @@ def dumps_exact(value: object) -> str:
 
 def storable_json(text: str) -> bool:
     """Whether JSON `text` can be stored as `jsonb` (no NUL, escaped or not)."""
-    return "\\u0000" not in text and is_storable(text)
+    if not is_storable(text):
+        return False
+    if "\\u0000" not in text:
+        return True
+    try:  # rare: the escape may be an escaped backslash followed by "u0000"
+        return document_is_storable(orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return False
 
 
 def malformed_raw(text: str) -> str:
@@ -172,15 +179,16 @@ def build(ref: ObjectRef, position: int, record: object, digest: str, raw: str) 
     try:
         if not isinstance(record, dict):
             raise _Bad(f"record is not a JSON object: {_kind(record)}")
+        tid_value = record.get("transactional_id")
+        tid = canonical_uuid(tid_value) or ""  # known early: rejections carry it too
         explicit = record.get("id")
         if explicit is not None and explicit != "":
             canonical = canonical_uuid(explicit)
             if canonical is None:
                 raise _Bad(f"id is not a UUID: {_kind(explicit)}")
             sid = canonical
-        tid_value = _required(record, "transactional_id")
-        tid = canonical_uuid(tid_value) or ""
         if not tid:
+            _required(record, "transactional_id")
             raise _Bad(f"transactional_id is not a UUID: {_kind(tid_value)}")
         merchant = _json_field(_required(record, "merchant")) or ""
         if not merchant:
