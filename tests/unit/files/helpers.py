@@ -139,4 +139,3 @@ def parquet_table(records: list[dict[str, Any]], data: str) -> pa.Table:
 
 def gz(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=1)
-

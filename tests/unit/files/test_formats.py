@@ -56,9 +56,9 @@ def test_detect_format(key: str, fmt: FileFormat | None) -> None:
 
 
 SHAPES: dict[str, tuple[FileFormat, Any]] = {
-    "json array": (FileFormat.JSON, lambda rs: json_file(rs)),
+    "json array": (FileFormat.JSON, json_file),
     "json.gz": (FileFormat.JSON_GZ, lambda rs: gz(json_file(rs))),
-    "jsonl": (FileFormat.JSONL, lambda rs: jsonl_file(rs)),
+    "jsonl": (FileFormat.JSONL, jsonl_file),
     "jsonl.gz": (FileFormat.JSONL_GZ, lambda rs: gz(jsonl_file(rs))),
     "csv data": (FileFormat.CSV, lambda rs: csv_file(rs, data_column=True)),
     "csv.gz data": (FileFormat.CSV_GZ, lambda rs: gz(csv_file(rs, data_column=True))),
@@ -83,9 +83,7 @@ def test_every_shape_normalizes_like_the_json_payload(shape: str) -> None:
 
 
 @pytest.mark.parametrize("shape", sorted(TEXT_SHAPES))
-@pytest.mark.parametrize(
-    "family", [pytest.param("stripe", marks=TEXT_NUMBERS), "payu", "xml"]
-)
+@pytest.mark.parametrize("family", [pytest.param("stripe", marks=TEXT_NUMBERS), "payu", "xml"])
 def test_csv_text_cells_normalize_like_json_numbers(shape: str, family: str) -> None:
     fmt, build = TEXT_SHAPES[shape]
     source = RECORDS[FAMILIES.index(family)]
@@ -160,7 +158,7 @@ def test_amounts_no_double_holds_stay_exact(fmt: FileFormat) -> None:
 
 @pytest.mark.parametrize(("literal", "why"), [("-0", "negative"), ("1e-400", "fraction")])
 def test_numbers_orjson_would_change_keep_their_value(literal: str, why: str) -> None:
-    data = '{"amt": %s, "p_id": "Stripe", "currency": "USD"}' % literal
+    data = f'{{"amt": {literal}, "p_id": "Stripe", "currency": "USD"}}'
     (record,) = read(FileFormat.JSONL, _exact_line(data).encode())
     result = normalize(record.item)  # type: ignore[arg-type]
     assert isinstance(result, Rejection)
@@ -252,4 +250,6 @@ def test_nul_in_data_is_invalid_text_with_storable_raw() -> None:
     (record,) = read(FileFormat.JSONL, line.encode())
     assert isinstance(record.item, Rejection)
     assert record.item.reason == "invalid_text"
-    assert "\x00" not in json.loads(record.item.raw)["malformed_line"]  # an escaped "\u0000" is text
+    assert (
+        "\x00" not in json.loads(record.item.raw)["malformed_line"]
+    )  # an escaped "\u0000" is text
