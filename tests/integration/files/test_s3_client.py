@@ -43,12 +43,9 @@ def test_listing_pages_past_1000_keys_and_resumes_after_a_partition(
     assert all(o.ref.etag and '"' not in o.ref.etag and o.ref.size == 0 for o in listed)
     assert [o.ref.key for o in bucket.list_objects(PREFIX, page_size=250)] == keys
     after = start_after(PREFIX, f"{PREFIX}2024-12-13/", 1)
-    assert [o.ref.key for o in bucket.list_objects(PREFIX, after, page_size=100)] == keys[300:][
-        300:
-    ]
-    assert [o.ref.key for o in bucket.list_objects(PREFIX, after)][
-        0
-    ] == f"{PREFIX}2024-12-12/t_0000.jsonl"
+    resumed = [o.ref.key for o in bucket.list_objects(PREFIX, after, page_size=100)]
+    assert resumed == keys[600:]  # the 12th and 13th only
+    assert resumed[0] == f"{PREFIX}2024-12-12/t_0000.jsonl"
 
 
 def test_streamed_read_of_a_gzipped_object(admin: Any, bucket_name: str) -> None:
