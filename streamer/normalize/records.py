@@ -63,11 +63,13 @@ REJECTION_REASONS: Final = frozenset(
         "payload_too_large",
         "unrecognized_payload",
         "invalid_text",
+        "malformed_record",
         "target_refused",
     }
 )
 """Every reason a row can be rejected with; `target_refused` is set by the sink when the
-target database refuses a row (constraint added by an operator), never by the normalizer."""
+target database refuses a row (constraint added by an operator), never by the normalizer;
+`malformed_record` is set by the file source for a line or row that cannot be parsed."""
 
 STATUSES: Final = frozenset(
     {"approved", "declined", "pending", "error", "refunded", "cancelled", "unknown"}

@@ -20,7 +20,7 @@ from streamer.normalize.pipeline import INTERNAL_ERROR_PREFIX
 
 from .helpers import MERCHANT, XML_CONTENT, XML_MERCHANT_ID
 
-NORMALIZER_REASONS = REJECTION_REASONS - {"target_refused"}
+NORMALIZER_REASONS = REJECTION_REASONS - {"target_refused", "malformed_record"}
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Any code point, including NUL and lone surrogates.
