@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import orjson
-
 from streamer import __version__
 from streamer.config import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT_MS, Settings, load_settings
-from streamer.errors import EXIT_RUNTIME, EXIT_USAGE, ConfigError, StreamerError
-from streamer.runtime.stopping import StopFlag
+from streamer.errors import EXIT_RUNTIME, EXIT_USAGE, StreamerError
+from streamer.ops.commands import COMMANDS
+from streamer.runtime.logs import configure_logging
 
 log = logging.getLogger("streamer")
 
@@ -230,183 +227,11 @@ def read_environment(cwd: Path | None = None) -> dict[str, str]:
     return {**values, **os.environ}
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
-
-
-def configure_logging(verbose: bool, log_format: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    if not verbose:  # third-party chatter is not our operators' business
-        for noisy in ("psycopg", "sqlalchemy"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def install_stop_handlers(stop: StopFlag) -> None:
-    """SIGTERM/SIGINT ask the loop to finish cleanly; a second signal exits at once."""
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            os._exit(128 + signum)
-        log.info("received %s: finishing the current batch", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     dests = [dest for dest, *_ in COMMON_OPTIONS] + ["pushgateway", "metrics_textfile"]
     dests += ["mode", "poll_interval", "poll_overlap"]
     flags = {dest: getattr(args, dest, None) for dest in dests}
     return load_settings(env, flags)
-
-
-def cmd_init(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.ops.setup import ensure_all  # noqa: PLC0415
-    from streamer.sources.backfill import validate_mode  # noqa: PLC0415
-
-    mode = validate_mode(args.backfill)
-    settings = settings_from(args, env)
-    done = ensure_all(settings, backfill=mode)
-    if done:
-        for line in done:
-            print(line)
-    else:
-        print("nothing to do: publication, slot, checkpoint and target tables exist")
-    return 0
-
-
-def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.app import run_command  # noqa: PLC0415
-
-    settings = settings_from(args, env)
-    stop = StopFlag()
-    install_stop_handlers(stop)
-    return run_command(settings, args.once, stop)
-
-
-def cmd_verify(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.ops.verify import verify  # noqa: PLC0415
-
-    since = _timestamp(args.since, "--since") if args.since is not None else None
-    if args.settle < 0:
-        raise ConfigError(f"--settle must be 0 or more seconds, got {args.settle}")
-    report = verify(settings_from(args, env), since, args.settle, args.skip_processed)
-    if args.json:
-        print(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print("\n".join(report.lines()))
-    return 0 if report.ok else EXIT_RUNTIME
-
-
-def _timestamp(text: str, flag: str) -> str:
-    """Validate an ISO 8601 date or timestamp; the database parses the text itself."""
-    try:
-        datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ConfigError(
-            f"{flag} must be an ISO 8601 date or timestamp, got {text[:40]!r}",
-            hint="e.g. 2024-05-01 or 2024-05-01T12:00:00",
-        ) from None
-    return text.strip()
-
-
-def cmd_replay(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.normalize import REJECTION_REASONS  # noqa: PLC0415
-    from streamer.ops.replay import replay  # noqa: PLC0415
-
-    if args.reason is not None and args.reason not in REJECTION_REASONS:
-        raise ConfigError(
-            f"--reason must be one of {', '.join(sorted(REJECTION_REASONS))}, "
-            f"got {args.reason[:40]!r}"
-        )
-    for line in replay(settings_from(args, env), args.reason, args.dry_run).lines():
-        print(line)
-    return 0
-
-
-def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.ops.status import gather  # noqa: PLC0415
-
-    status = gather(settings_from(args, env), args.max_lag_bytes, args.max_lag_seconds)
-    if args.json:
-        print(orjson.dumps(status.as_json(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print("\n".join(status.lines()))
-    return 0 if status.healthy else EXIT_RUNTIME
-
-
-def cmd_check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.ops.preflight import run_checks  # noqa: PLC0415
-
-    results = run_checks(settings_from(args, env))
-    for result in results:
-        print(result.line())
-    failed = sum(r.status == "fail" for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return EXIT_RUNTIME if failed else 0
-
-
-def cmd_drop(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.ops.setup import drop_all  # noqa: PLC0415
-
-    settings = settings_from(args, env)
-    if not args.yes:
-        raise ConfigError(
-            f"this drops replication slot {settings.slot!r} and publication "
-            f"{settings.publication!r}; changes not yet applied are lost",
-            hint="add --yes to confirm",
-        )
-    for line in drop_all(settings):
-        print(line)
-    return 0
-
-
-def cmd_resync(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.ops.setup import resync  # noqa: PLC0415
-
-    for line in resync(settings_from(args, env)):
-        print(line)
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from streamer.ops.demo import run_demo  # noqa: PLC0415
-
-    stop = StopFlag()
-    install_stop_handlers(stop)
-    return run_demo(once=args.once, rows=args.rows, stop=stop)
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
-    "init": cmd_init,
-    "run": cmd_run,
-    "resync": cmd_resync,
-    "verify": cmd_verify,
-    "replay-rejected": cmd_replay,
-    "status": cmd_status,
-    "check": cmd_check,
-    "drop": cmd_drop,
-    "demo": cmd_demo,
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -416,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_format = getattr(args, "log_format", None) or env.get("STREAMER_LOG_FORMAT") or "text"
     configure_logging(args.verbose, log_format if log_format in ("text", "json") else "text")
     try:
-        return COMMANDS[args.command](args, env)
+        return COMMANDS[args.command](args, lambda: settings_from(args, env))
     except StreamerError as exc:
         if args.verbose:
             log.exception("failed")

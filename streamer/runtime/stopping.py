@@ -7,7 +7,9 @@ signal handler, so the loop would sleep on until its timeout.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import threading
 
 
@@ -32,3 +34,18 @@ class StopFlag:
 
     def fileno(self) -> int:
         return self._read
+
+
+def install_stop_handlers(stop: StopFlag) -> None:
+    """SIGTERM/SIGINT ask the loop to finish cleanly; a second signal exits at once."""
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        logging.getLogger("streamer").info(
+            "received %s: finishing the current batch", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
