@@ -27,9 +27,9 @@ from streamer.runtime.stopping import StopFlag
 from streamer.sink.base import Sink, WriteResult
 from streamer.sink.writer import BatchWriter
 from streamer.sources.accounting import RunSummary
+from streamer.sources.base import ZERO_UUID
 from streamer.sources.batching import BatchBuilder
 from streamer.sources.driver import Driver
-from streamer.sources.poll import ZERO_UUID
 
 MODES: Final = ("all", "unprocessed", "none")
 CHUNK_ROWS: Final = 5000

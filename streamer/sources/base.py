@@ -12,10 +12,12 @@ transaction as the chunk's rows.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from streamer.sink.base import Sink, WriteResult
 from streamer.sources.batching import BatchBuilder
+
+ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"  # keyset walks by uuid start here
 
 
 class Source(Protocol):

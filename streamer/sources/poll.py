@@ -40,13 +40,13 @@ from streamer.normalize.records import SourceRow
 from streamer.runtime.dbconn import connect, translated
 from streamer.sink.base import Sink, WriteResult
 from streamer.sources.accounting import RunSummary
+from streamer.sources.base import ZERO_UUID
 from streamer.sources.batching import BatchBuilder
 
 log = logging.getLogger(__name__)
 
 PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 HEARTBEAT_S: Final = 10.0  # /healthz stays green through a 12-hour interval
-ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
 
 
 def marker_name(settings: Settings) -> str:
