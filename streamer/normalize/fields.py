@@ -87,10 +87,17 @@ def status_text(value: object) -> str | None:
 def processing_ms(value: object) -> int | None:
     """A timing in ms: non-negative, integral and within int32, else None.
 
-    A bad timing never rejects a row: it is diagnostic data, not money.
+    A bad timing never rejects a row: it is diagnostic data, not money. Plain decimal
+    digits in a string count too (CSV cells are text: `"402"` is 402).
     """
     if isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (0 < len(text) <= 10 and text.isascii() and text.isdigit()):
+            return None
+        number = int(text)
+        return number if number <= INT32_MAX else None
     if isinstance(value, int):
         return value if 0 <= value <= INT32_MAX else None
     if isinstance(value, float):

@@ -27,10 +27,6 @@ from tests.unit.files.helpers import (
     read,
 )
 
-TEXT_NUMBERS = pytest.mark.xfail(
-    strict=True, reason="normalizer needs text numbers (exec_ms '402' -> processing_ms None)"
-)
-
 
 @pytest.mark.parametrize(
     ("key", "fmt"),
@@ -83,7 +79,7 @@ def test_every_shape_normalizes_like_the_json_payload(shape: str) -> None:
 
 
 @pytest.mark.parametrize("shape", sorted(TEXT_SHAPES))
-@pytest.mark.parametrize("family", [pytest.param("stripe", marks=TEXT_NUMBERS), "payu", "xml"])
+@pytest.mark.parametrize("family", ["stripe", "payu", "xml"])
 def test_csv_text_cells_normalize_like_json_numbers(shape: str, family: str) -> None:
     fmt, build = TEXT_SHAPES[shape]
     source = RECORDS[FAMILIES.index(family)]

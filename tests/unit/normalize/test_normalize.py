@@ -264,7 +264,13 @@ def test_known_providers() -> None:
         (2**31, None),
         (-1, None),
         (402.5, None),
-        ("402", None),
+        ("402", 402),  # CSV cells are text (issue 12)
+        (" 402 ", 402),
+        ("2147483648", None),
+        ("-1", None),
+        ("4e2", None),
+        ("402.0", None),
+        ("٤٠٢", None),  # non-ASCII digits
         (True, None),
         (None, None),
         ([402], None),
