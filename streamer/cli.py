@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         "commits (default: 300) [env STREAMER_POLL_OVERLAP_SECONDS]",
     )
     run.add_argument(
+        "--streaming",
+        metavar="STREAMER_STREAMING",
+        help="auto (default), on or off: receive large transactions while they run "
+        "(pgoutput protocol 2, PostgreSQL 14+) instead of after their commit "
+        "[env STREAMER_STREAMING]",
+    )
+    run.add_argument(
         "--pushgateway",
         metavar="STREAMER_PUSHGATEWAY_URL",
         help="with --once: push final metrics to this Pushgateway (job streamer)"
@@ -229,7 +236,7 @@ def read_environment(cwd: Path | None = None) -> dict[str, str]:
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     dests = [dest for dest, *_ in COMMON_OPTIONS] + ["pushgateway", "metrics_textfile"]
-    dests += ["mode", "poll_interval", "poll_overlap"]
+    dests += ["mode", "poll_interval", "poll_overlap", "streaming"]
     flags = {dest: getattr(args, dest, None) for dest in dests}
     return load_settings(env, flags)
 

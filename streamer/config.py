@@ -21,6 +21,7 @@ IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 DEFAULT_BATCH_SIZE = 10000
 DEFAULT_BATCH_TIMEOUT_MS = 100
 MODES = ("slot", "poll")
+STREAMING_CHOICES = ("auto", "on", "off")  # pgoutput protocol 2 streaming of large txns
 DEFAULT_POLL_INTERVAL_S = 43200  # the legacy poller's twice a day
 DEFAULT_POLL_OVERLAP_S = 300
 
@@ -121,6 +122,7 @@ class Settings:
     mode: str = "slot"  # how `run` reads the source: replication slot, or polling SELECTs
     poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_S
     poll_overlap_seconds: int = DEFAULT_POLL_OVERLAP_S
+    streaming: str = "auto"  # auto: on when the source supports it (PostgreSQL 14+)
 
     def __repr__(self) -> str:
         return (
@@ -217,5 +219,8 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None
             "poll overlap (seconds)",
             0,
             31 * 86400,
+        ),
+        streaming=_choice(
+            pick("streaming", "STREAMER_STREAMING", "auto"), "streaming", STREAMING_CHOICES
         ),
     )

@@ -14,7 +14,7 @@ from psycopg import sql
 from streamer.config import Settings
 from streamer.lsn import format_lsn, parse_lsn
 from streamer.runtime.dbconn import connect, translated
-from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
+from streamer.sink.tables import CHECKPOINTS, PARKED, PARKED_REJECTED, REJECTED, TRANSACTIONS
 from streamer.sources.slot import admin
 
 
@@ -34,6 +34,8 @@ class Status:
     transactions: int | None = None
     rejected: int | None = None
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    open_streamed_transactions: int = 0  # in progress on the source, rows parked (protocol 2)
+    parked_rows: int = 0
     healthy: bool = True
     problems: list[str] = field(default_factory=list)
 
@@ -55,6 +57,8 @@ class Status:
             f"last applied commit  {self.last_applied_commit}",
             f"rows                 {self.transactions} normalized, {self.rejected} rejected",
             f"rejected by reason   {reasons}",
+            f"streamed, open       {self.open_streamed_transactions} transactions "
+            f"({self.parked_rows} rows parked)",
             f"verdict              {verdict}",
         ]
 
@@ -136,7 +140,30 @@ def _read_target(
                 sql.SQL("SELECT reason, count(*) FROM {} GROUP BY 1 ORDER BY 1").format(rej)
             ).fetchall()
         }
+        _read_parked(conn, settings, status)
     return checkpoint, moved, last
+
+
+def _read_parked(conn: psycopg.Connection[Any], settings: Settings, status: Status) -> None:
+    """Streamed transactions still in progress: their parked rows, by xid (the tables
+    appear with the first `run` of a version that streams)."""
+    found = conn.execute(
+        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL,"
+        " to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+        (settings.target_schema, PARKED, settings.target_schema, PARKED_REJECTED),
+    ).fetchone()
+    if not found or not all(found):
+        return
+    schema = sql.Identifier(settings.target_schema)
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(DISTINCT xid), count(*) FROM (SELECT xid FROM {}.{} WHERE"
+            " slot_name = %(s)s UNION ALL SELECT xid FROM {}.{} WHERE slot_name = %(s)s) p"
+        ).format(schema, sql.Identifier(PARKED), schema, sql.Identifier(PARKED_REJECTED)),
+        {"s": settings.slot},
+    ).fetchone()
+    if row is not None:
+        status.open_streamed_transactions, status.parked_rows = int(row[0]), int(row[1])
 
 
 def _judge(

@@ -1,7 +1,12 @@
-"""pgoutput logical replication messages (protocol version 1), decoded from bytes.
+"""pgoutput logical replication messages (protocol versions 1 and 2), decoded from bytes.
 
-Only what a consumer of INSERTs needs is decoded in full (Begin, Commit, Relation, Insert);
-other message kinds come back as `Other` so the caller can decide to ignore or stop.
+Only what a consumer of INSERTs needs is decoded in full (Begin, Commit, Relation, Insert,
+and protocol 2's Stream Start / Stop / Commit / Abort); other message kinds come back as
+`Other` so the caller can decide to ignore or stop.
+
+Inside a stream block (protocol 2, `streaming 'on'`) every change message carries the xid
+of the (sub)transaction that made it right after its type byte; Stream Start and Stream
+Commit carry the top-level xid, Stream Abort the top-level and the aborted subtransaction's.
 """
 
 from __future__ import annotations
@@ -18,12 +23,21 @@ _COLUMN_TAIL = struct.Struct(">Ii")
 _INT16 = struct.Struct(">H")
 _INT32 = struct.Struct(">I")
 _INSERT_HEAD = struct.Struct(">IcH")
+_STREAM_START = struct.Struct(">IB")
+_STREAM_COMMIT = struct.Struct(">IBQQq")
+_STREAM_ABORT = struct.Struct(">II")
 
 ColumnValue = str | None
 Buffer = bytes | memoryview
 BEGIN = 0x42  # 'B'
 COMMIT = 0x43  # 'C'
 INSERT = 0x49  # 'I'
+RELATION = 0x52  # 'R'
+STREAM_START = 0x53  # 'S'
+STREAM_STOP = 0x45  # 'E'
+STREAM_COMMIT = 0x63  # 'c'
+STREAM_ABORT = 0x41  # 'A'
+STREAM_XID_SIZE = 4  # the xid after the type byte of a change inside a stream block
 
 
 class Begin(NamedTuple):
@@ -57,6 +71,27 @@ class Insert(NamedTuple):
     values: tuple[ColumnValue, ...]
 
 
+class StreamStart(NamedTuple):
+    xid: int
+    first_segment: bool
+
+
+class StreamStop(NamedTuple):
+    pass
+
+
+class StreamCommit(NamedTuple):
+    xid: int
+    commit_lsn: int  # start of the commit record
+    end_lsn: int  # end of the commit record: the position to confirm
+    commit_time_us: int
+
+
+class StreamAbort(NamedTuple):
+    xid: int  # the top-level transaction
+    subxid: int  # the aborted subtransaction; equal to xid when the whole one aborted
+
+
 class Other(NamedTuple):
     """A message kind we do not act on (Type, Origin, Update, Delete, Truncate, ...)."""
 
@@ -64,9 +99,20 @@ class Other(NamedTuple):
     rel_id: int | None
 
 
-Message = Begin | Commit | Relation | Insert | Other
+Message = (
+    Begin
+    | Commit
+    | Relation
+    | Insert
+    | StreamStart
+    | StreamStop
+    | StreamCommit
+    | StreamAbort
+    | Other
+)
 
 _REL_MESSAGES = {ord("U"), ord("D")}
+_STREAMED_CHANGES = {INSERT, RELATION, ord("U"), ord("D"), ord("T"), ord("Y")}
 
 
 def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
@@ -159,6 +205,42 @@ def commit_end_lsn(buf: Buffer, base: int = 0) -> int:
     return end_lsn
 
 
+def stream_xid(buf: Buffer, base: int = 0) -> int:
+    """The xid a change message inside a stream block carries (after its type byte)."""
+    try:
+        xid: int = _INT32.unpack_from(buf, base + 1)[0]
+    except struct.error as exc:
+        raise ProtocolError("truncated streamed change message") from exc
+    return xid
+
+
+def stream_start_fields(buf: Buffer, base: int = 0) -> tuple[int, bool]:
+    """(xid, first segment) of a Stream Start message."""
+    try:
+        xid, first = _STREAM_START.unpack_from(buf, base + 1)
+    except struct.error as exc:
+        raise ProtocolError("truncated or malformed pgoutput message 'S'") from exc
+    return xid, first == 1
+
+
+def stream_commit_fields(buf: Buffer, base: int = 0) -> tuple[int, int, int, int]:
+    """(xid, commit_lsn, end_lsn, commit_time_us) of a Stream Commit message."""
+    try:
+        xid, _flags, commit_lsn, end_lsn, commit_time_us = _STREAM_COMMIT.unpack_from(buf, base + 1)
+    except struct.error as exc:
+        raise ProtocolError("truncated or malformed pgoutput message 'c'") from exc
+    return xid, commit_lsn, end_lsn, commit_time_us
+
+
+def stream_abort_fields(buf: Buffer, base: int = 0) -> tuple[int, int]:
+    """(xid, subxid) of a Stream Abort message (protocol 2: no abort LSN or time)."""
+    try:
+        xid, subxid = _STREAM_ABORT.unpack_from(buf, base + 1)
+    except struct.error as exc:
+        raise ProtocolError("truncated or malformed pgoutput message 'A'") from exc
+    return xid, subxid
+
+
 def decode_relation(buf: bytes) -> Relation:
     (rel_id,) = _RELATION_HEAD.unpack_from(buf, 1)
     namespace, pos = _cstring(buf, 5)
@@ -176,13 +258,27 @@ def decode_relation(buf: bytes) -> Relation:
     return Relation(rel_id, namespace or "pg_catalog", name, tuple(columns))
 
 
-def decode_message(buf: bytes, base: int = 0) -> Message:
+def decode_message(buf: bytes, base: int = 0, *, streamed: bool = False) -> Message:
     """Decode one pgoutput message: the payload of an XLogData frame, starting at `base`
-    in `buf` (so a whole frame needs no slicing)."""
+    in `buf` (so a whole frame needs no slicing). `streamed`: the message is inside a
+    stream block, so a change message carries an xid after its type byte (skipped here:
+    the layout after it is that of protocol 1, hence the shifted base)."""
     if len(buf) <= base:
         raise ProtocolError("empty pgoutput message")
     kind = buf[base]
     try:
+        if kind == STREAM_START:
+            return StreamStart(*stream_start_fields(buf, base))
+        if kind == STREAM_STOP:
+            return StreamStop()
+        if kind == STREAM_COMMIT:
+            return StreamCommit(*stream_commit_fields(buf, base))
+        if kind == STREAM_ABORT:
+            return StreamAbort(*stream_abort_fields(buf, base))
+        if streamed and kind in _STREAMED_CHANGES:
+            stream_xid(buf, base)  # present, or a clear error
+            shifted = bytes([kind]) + bytes(buf[base + 1 + STREAM_XID_SIZE :])
+            return decode_message(shifted)
         if kind == 0x42:  # 'B'
             return Begin(*_BEGIN.unpack_from(buf, base + 1))
         if kind == 0x43:  # 'C'

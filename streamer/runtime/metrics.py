@@ -96,6 +96,17 @@ class Metrics:
             "Unix time of the last applied source commit",
             registry=r,
         )
+        self.streamed_transactions = Counter(
+            "streamer_streamed_transactions",
+            "Source transactions received while in progress (pgoutput protocol 2), by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.parked_bytes = Gauge(
+            "streamer_parked_bytes",
+            "Bytes of in-progress streamed transactions parked on the target",
+            registry=r,
+        )
         self.connected = Gauge("streamer_connected", "1 when connected", ["database"], registry=r)
         self.reconnects = Counter("streamer_reconnects", "Reconnections", ["database"], registry=r)
         self.errors = Counter("streamer_errors", "Errors by stage", ["stage"], registry=r)

@@ -53,6 +53,11 @@ class Sink(Protocol):
         """Format the batch for the write, outside the I/O thread (may do nothing)."""
         ...
 
+    def forget_parked(self) -> None:
+        """Start of a slot session: drop rows earlier sessions parked for in-progress
+        streamed transactions (the server streams those again)."""
+        ...
+
     def write(self, batch: Batch) -> Written:
         """Commit the batch and its position in one target transaction."""
         ...

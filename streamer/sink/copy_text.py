@@ -20,7 +20,7 @@ from psycopg.adapt import Transformer
 
 from streamer.lsn import format_lsn
 from streamer.pgtime import pg_us_to_iso
-from streamer.sources.batching import Batch, TxnChunk
+from streamer.sources.batching import TXN, Batch, TxnChunk
 
 try:  # internal API: see the module docstring
     from psycopg._copy_base import format_row_text
@@ -55,7 +55,7 @@ def encode_batch(batch: Batch) -> tuple[bytes, bytes] | None:
     canonical: list[tuple[Any, ...]] = []
     rejected: list[tuple[Any, ...]] = []
     for chunk in batch.chunks:
-        if chunk.end_lsn is None:
+        if chunk.end_lsn is None or chunk.kind != TXN:  # parked rows: sink/parking.py
             continue
         tail = commit_info(chunk)
         canonical.extend([row + tail for row in chunk.canonical])

@@ -9,7 +9,13 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.types import UserDefinedType
 
 from streamer.runtime.dbconn import connect
-from streamer.sink.tables import CHECKPOINTS, REJECTED, TRANSACTIONS
+from streamer.sink.tables import (
+    CHECKPOINTS,
+    PARKED,
+    PARKED_REJECTED,
+    REJECTED,
+    TRANSACTIONS,
+)
 
 
 class PgLsn(UserDefinedType[str]):
@@ -73,7 +79,31 @@ def build_metadata(schema: str) -> sa.MetaData:
         sa.Column("backfill_cursor", sa.Text),
         sa.Column("updated_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=now),
     )
+    _parked_tables(metadata)
     return metadata
+
+
+def _parked_tables(metadata: sa.MetaData) -> None:
+    """Rows of in-progress streamed transactions, keyed by slot, top-level xid and
+    subtransaction xid. UNLOGGED: nothing here survives a session anyway (a new session
+    forgets its slot's rows and the server streams those transactions again), so their
+    writes need no WAL on the target."""
+    for name, source in ((PARKED, TRANSACTIONS), (PARKED_REJECTED, REJECTED)):
+        columns = [
+            sa.Column(c.name, c.type)
+            for c in metadata.tables[f"{metadata.schema}.{source}"].columns
+            if c.name not in ("source_committed_at", "source_lsn", "ingested_at", "rejected_at")
+        ]
+        sa.Table(
+            name,
+            metadata,
+            sa.Column("slot_name", sa.Text, nullable=False),
+            sa.Column("xid", sa.BigInteger, nullable=False),
+            sa.Column("subxid", sa.BigInteger, nullable=False),
+            *columns,
+            sa.Index(f"{name}_xid_idx", "slot_name", "xid"),
+            prefixes=["UNLOGGED"],
+        )
 
 
 def create_tables(libpq_url: str, schema: str) -> list[str]:

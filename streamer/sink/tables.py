@@ -12,6 +12,9 @@ from streamer.runtime.dbconn import connect, translated
 TRANSACTIONS = "transactions"
 REJECTED = "transactions_rejected"
 CHECKPOINTS = "streamer_checkpoints"
+# In-progress streamed transactions (pgoutput protocol 2), parked until their commit.
+PARKED = "streamer_parked_transactions"
+PARKED_REJECTED = "streamer_parked_rejected"
 
 # COPY column order; equals the field order of Canonical / Rejection plus the commit info
 # appended by the writer.
@@ -45,7 +48,12 @@ REJECTED_COLUMNS = (
     "source_lsn",
 )
 
-ALL_TABLES = (TRANSACTIONS, REJECTED, CHECKPOINTS)
+# Parked rows have no commit yet: the table columns less the commit info, after the keys.
+PARKED_KEYS = ("slot_name", "xid", "subxid")
+PARKED_COLUMNS = PARKED_KEYS + TRANSACTION_COLUMNS[:-2]
+PARKED_REJECTED_COLUMNS = PARKED_KEYS + REJECTED_COLUMNS[:-2]
+
+ALL_TABLES = (TRANSACTIONS, REJECTED, CHECKPOINTS, PARKED, PARKED_REJECTED)
 
 
 def missing_tables(conn: psycopg.Connection[Any], schema: str) -> list[str]:

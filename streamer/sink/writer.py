@@ -25,6 +25,7 @@ from streamer.runtime.dbconn import connect
 from streamer.sink.base import NOTHING_LEFT_OUT, Written
 from streamer.sink.checkpoints import Checkpoints
 from streamer.sink.copy_text import commit_info, encode_batch
+from streamer.sink.parking import Parking
 from streamer.sink.refusals import RowInserter, is_transient
 from streamer.sink.tables import (
     REJECTED,
@@ -33,7 +34,7 @@ from streamer.sink.tables import (
     TRANSACTIONS,
     ensure_tables,
 )
-from streamer.sources.batching import Batch, TxnChunk
+from streamer.sources.batching import TXN, Batch, TxnChunk
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class BatchWriter:
         self._tx_cols_no_lsn = sql.SQL(", ").join(map(ident, TRANSACTION_COLUMNS[:-1]))
         self._rej_cols_no_lsn = sql.SQL(", ").join(map(ident, REJECTED_COLUMNS[:-1]))
         self.rows = RowInserter(schema)
+        self.parking = Parking(schema, slot)
 
     # -- connection ------------------------------------------------------------------
     @property
@@ -123,7 +125,7 @@ class BatchWriter:
                 if is_transient(exc):
                     raise
                 log.warning("staging hit %s; writing the batch row by row", exc.sqlstate)
-            if any(c.end_lsn is None or c.continues_spill for c in batch.chunks):
+            if batch.streamed or any(c.end_lsn is None or c.continues_spill for c in batch.chunks):
                 raise StreamerError(
                     "the target refused a row inside a source transaction larger than one batch",
                     hint="fix the target constraint, or raise --batch-size above the "
@@ -170,9 +172,18 @@ class BatchWriter:
                 data = data[cut:]
             copy.write(data)
 
+    def forget_parked(self) -> None:
+        """Start of a session: drop the parked rows of earlier sessions of this slot."""
+        with (
+            self._guard("forgetting parked rows"),
+            self.conn.transaction(),
+            self.conn.cursor() as cur,
+        ):
+            self.parking.forget(cur)
+
     def _copy_batch(self, cur: psycopg.Cursor[Any], batch: Batch) -> None:
-        whole = [c for c in batch.chunks if c.end_lsn is not None]
-        partial = [c for c in batch.chunks if c.end_lsn is None]
+        whole = [c for c in batch.chunks if c.end_lsn is not None and c.kind == TXN]
+        partial = [c for c in batch.chunks if c.end_lsn is None and c.kind == TXN]
         if batch.encoded is not None:
             self._copy_encoded(cur, self._tx, self._tx_cols, batch.encoded[0])
             self._copy_encoded(
@@ -186,6 +197,7 @@ class BatchWriter:
             self._copy(cur, self._rej, self._rej_cols, rejected)
         self._finish_spilled(cur, whole, guarded=False)
         self._spill(cur, partial)
+        self.parking.apply(cur, batch, guarded=False)
 
     # -- transactions larger than a batch --------------------------------------------
     def _ensure_spill(self, cur: psycopg.Cursor[Any]) -> None:
@@ -249,7 +261,7 @@ class BatchWriter:
     def _stage_batch(self, cur: psycopg.Cursor[Any], batch: Batch) -> frozenset[str]:
         """Like `_copy_batch`, but rows already in either table are skipped; returns
         their source ids."""
-        whole = [c for c in batch.chunks if c.end_lsn is not None]
+        whole = [c for c in batch.chunks if c.end_lsn is not None and c.kind == TXN]
         skipped: set[str] = set()
         for stage, table, cols, canonical in (
             (STAGE_TX, self._tx, self._tx_cols, True),
@@ -276,7 +288,8 @@ class BatchWriter:
             inserted = {row[0] for row in cur.fetchall()}
             skipped.update(i for i in ids if i not in inserted)
         self._finish_spilled(cur, whole, guarded=True)
-        self._spill(cur, [c for c in batch.chunks if c.end_lsn is None])
+        self._spill(cur, [c for c in batch.chunks if c.end_lsn is None and c.kind == TXN])
+        self.parking.apply(cur, batch, guarded=True)
         return frozenset(skipped)
 
     # -- errors ----------------------------------------------------------------------

@@ -86,6 +86,7 @@ class _Claimed:
         self.checkpoints = writer.checkpoints
         self.encode = writer.encode
         self.write = writer.write
+        self.forget_parked = writer.forget_parked
 
     def prepare(self) -> list[str]:
         return []

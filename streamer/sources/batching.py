@@ -22,9 +22,16 @@ Normalizer = Callable[[SourceRow], Canonical | Rejection]
 ROW_OVERHEAD_BYTES = 256
 
 
+TXN = "txn"  # rows of a source transaction (all of it, or a part of a large one)
+PARK = "park"  # rows of a streamed transaction, parked until its Stream Commit
+STREAM_COMMIT = "stream_commit"  # no rows: apply the parked rows of `xid`
+STREAM_ABORT = "stream_abort"  # no rows: discard the parked rows of `xid` / `subxid`
+
+
 @dataclass(slots=True)
 class TxnChunk:
-    """Rows of one source transaction (all of it, or a part of a large one)."""
+    """Rows of one source transaction (all of it, or a part of a large one), or, with
+    protocol 2 streaming, parked rows of a streamed one or its commit or abort."""
 
     commit_time_us: int
     end_lsn: int | None = None  # None: the transaction continues in a later batch
@@ -32,6 +39,9 @@ class TxnChunk:
     cursor: str | None = None  # where a cursor-kept source resumes after this chunk
     canonical: list[Canonical] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    kind: str = TXN
+    xid: int = 0  # streamed chunks: the top-level transaction
+    subxid: int = 0  # parked rows and aborts: the (sub)transaction
 
     @property
     def rows(self) -> int:
@@ -53,6 +63,20 @@ class Batch:
     @property
     def transactions(self) -> int:
         return sum(1 for chunk in self.chunks if chunk.end_lsn is not None)
+
+    @property
+    def streamed(self) -> bool:
+        """Holds protocol 2 stream chunks (parked rows, stream commits or aborts)."""
+        return any(chunk.kind != TXN for chunk in self.chunks)
+
+    @property
+    def oldest_commit_us(self) -> int | None:
+        """Commit time of the oldest committed transaction in the batch (parked rows
+        have none yet)."""
+        for chunk in self.chunks:
+            if chunk.kind in (TXN, STREAM_COMMIT):
+                return chunk.commit_time_us
+        return None
 
 
 class BatchBuilder:
@@ -92,9 +116,11 @@ class BatchBuilder:
 
     @property
     def oldest_commit_us(self) -> int | None:
-        """Commit time of the oldest transaction held here (for the lag gauge)."""
-        if self._done:
-            return self._done[0].commit_time_us
+        """Commit time of the oldest transaction held here (for the lag gauge); parked
+        rows of a streamed transaction have none until it commits."""
+        for chunk in self._done:
+            if chunk.kind in (TXN, STREAM_COMMIT):
+                return chunk.commit_time_us
         return self._open.commit_time_us if self._open is not None else None
 
     @property
@@ -122,6 +148,42 @@ class BatchBuilder:
             chunk.rejected.append(record)  # type: ignore[arg-type]
         self._open_bytes += nbytes + ROW_OVERHEAD_BYTES
 
+    # -- protocol 2: streamed transactions ---------------------------------------------
+    def park(self, xid: int, subxid: int, row: SourceRow, now: float) -> None:
+        """A row of a streamed transaction (in subtransaction `subxid`), normalized now
+        and parked on the target until the transaction's Stream Commit."""
+        done = self._done
+        chunk = done[-1] if done else None
+        if chunk is None or chunk.kind != PARK or chunk.xid != xid or chunk.subxid != subxid:
+            chunk = TxnChunk(0, kind=PARK, xid=xid, subxid=subxid)
+            done.append(chunk)
+        record = self.normalizer(row)
+        if type(record) is Canonical:
+            chunk.canonical.append(record)
+        else:
+            chunk.rejected.append(record)  # type: ignore[arg-type]
+        self._done_rows += 1
+        self._done_bytes += len(row.data) + len(row.merchant) + ROW_OVERHEAD_BYTES
+        if self._oldest is None:
+            self._oldest = now
+
+    def stream_commit(self, xid: int, end_lsn: int, commit_time_us: int, now: float) -> None:
+        """The streamed transaction `xid` committed: its parked rows apply, with this
+        commit's end LSN as the checkpoint."""
+        self._marker(TxnChunk(commit_time_us, end_lsn, kind=STREAM_COMMIT, xid=xid), now)
+
+    def stream_abort(self, xid: int, subxid: int) -> None:
+        """Discard the parked rows of subtransaction `subxid` (all of `xid`'s when they
+        are equal)."""
+        self._marker(TxnChunk(0, kind=STREAM_ABORT, xid=xid, subxid=subxid), None)
+
+    def _marker(self, chunk: TxnChunk, now: float | None) -> None:
+        self._done.append(chunk)
+        self._done_bytes += ROW_OVERHEAD_BYTES
+        if self._oldest is None and now is not None:
+            self._oldest = now
+
+    # -- transactions ----------------------------------------------------------------
     def commit(self, end_lsn: int, cursor: str | None = None) -> None:
         """Close the open transaction: `end_lsn` is the commit's end (the slot) or the
         LSN its rows are stamped with; `cursor` the source position after it."""
@@ -164,7 +226,9 @@ class BatchBuilder:
     def take(self, now: float) -> Batch:
         """Hand out whole transactions, plus the open one's rows when it outgrew a batch."""
         chunks, rows, nbytes = self._done, self._done_rows, self._done_bytes
-        checkpoint = chunks[-1].end_lsn if chunks and self.moves_lsn else None
+        checkpoint = None
+        if self.moves_lsn:  # the last commit's end (parked rows and aborts have none)
+            checkpoint = next((c.end_lsn for c in reversed(chunks) if c.end_lsn is not None), None)
         cursor = chunks[-1].cursor if chunks else None
         if self._open_full():
             assert self._open is not None

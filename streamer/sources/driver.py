@@ -24,7 +24,7 @@ from streamer.runtime.metrics import Metrics
 from streamer.runtime.stopping import StopFlag
 from streamer.runtime.writer_thread import WriterThread
 from streamer.sink.base import Sink
-from streamer.sources.accounting import RunSummary, record_batch
+from streamer.sources.accounting import RunSummary, StreamLedger, record_batch
 from streamer.sources.base import Source
 from streamer.sources.batching import Batch, BatchBuilder
 from streamer.sources.decisions import Action, Turn, next_action, should_read
@@ -118,16 +118,18 @@ class Driver:
         source, state, stop, sink = self.source, self.state, self.stop, self.sink
         state.streaming = state.source_connected = state.target_connected = True
         self.metrics.connected.labels("source").set(1)
+        self.metrics.parked_bytes.set(0)
         self.metrics.connected.labels("target").set(1)
         tune_interpreter()
         progress = _Progress(self.summary)
+        ledger = StreamLedger()  # parked rows of this session's streamed transactions
         inflight_oldest: int | None = None  # oldest commit in the batch being written
         while True:
             state.beat()
             # 1. finished writes: account, then tell the source what is durable
             for result in writer.results():
                 self.made_progress = True
-                record_batch(self.metrics, self.summary, result)
+                record_batch(self.metrics, self.summary, result, ledger)
                 inflight_oldest = None
                 lsn = result.batch.checkpoint_lsn
                 if lsn is not None and lsn > durable:
@@ -160,7 +162,7 @@ class Driver:
                 sink.encode(batch)
                 if failpoints.ACTIVE and batch.rows:
                     failpoints.hit("after_decode")
-                inflight_oldest = batch.chunks[0].commit_time_us if batch.chunks else None
+                inflight_oldest = batch.oldest_commit_us
                 writer.submit(batch)
             elif action is Action.ADVANCE:
                 assert turn.idle_position is not None

@@ -27,13 +27,16 @@ if (PG15_BINDIR / "postgres").exists():
     VERSIONS["pg15"] = lambda: PG15_BINDIR
 
 FAST_SETTINGS = {"fsync": "off", "full_page_writes": "off", "max_wal_size": "1GB"}
+# Sources stream (pgoutput protocol 2) any transaction over 64 kB while it runs, so every
+# test exercises the streamed path on large transactions, not only the streaming tests.
+SOURCE_SETTINGS = {**FAST_SETTINGS, "logical_decoding_work_mem": "64kB"}
 _counter = itertools.count()
 
 
 @pytest.fixture(scope="session", params=sorted(VERSIONS))
 def clusters(request: pytest.FixtureRequest) -> Iterator[tuple[LocalCluster, LocalCluster]]:
     bindir = VERSIONS[request.param]()
-    source = LocalCluster(bindir, f"{request.param}-source", **FAST_SETTINGS).start()
+    source = LocalCluster(bindir, f"{request.param}-source", **SOURCE_SETTINGS).start()
     target = LocalCluster(bindir, f"{request.param}-target", **FAST_SETTINGS).start()
     yield source, target
     source.destroy()
@@ -43,7 +46,7 @@ def clusters(request: pytest.FixtureRequest) -> Iterator[tuple[LocalCluster, Loc
 @pytest.fixture(scope="session")
 def pg18_clusters() -> Iterator[tuple[LocalCluster, LocalCluster]]:
     """PostgreSQL 18 only, for the slow tests that need not run on every version."""
-    source = LocalCluster(wheel_bindir(), "pg18k-source", **FAST_SETTINGS).start()
+    source = LocalCluster(wheel_bindir(), "pg18k-source", **SOURCE_SETTINGS).start()
     target = LocalCluster(wheel_bindir(), "pg18k-target", **FAST_SETTINGS).start()
     yield source, target
     source.destroy()

@@ -12,7 +12,7 @@ from typing import Final
 
 # The decoders' own layouts, so the two directions cannot drift apart.
 from streamer.pgoutput.frames import _KEEPALIVE, _XLOG_HEADER, KEEPALIVE, XLOG_DATA
-from streamer.pgoutput.messages import _BEGIN, _COMMIT
+from streamer.pgoutput.messages import _BEGIN, _COMMIT, _STREAM_ABORT, _STREAM_COMMIT, _STREAM_START
 
 SEED_SOURCE_COLUMNS: Final = (
     ("id", 2950),  # uuid
@@ -70,3 +70,26 @@ def insert(rel_id: int, values: Sequence[str | None]) -> bytes:
             raw = value.encode()
             parts += [b"t", struct.pack(">I", len(raw)), raw]
     return b"".join(parts)
+
+
+# -- protocol 2: streamed transactions ------------------------------------------------
+def stream_start(xid: int, first_segment: bool) -> bytes:
+    return b"S" + _STREAM_START.pack(xid, 1 if first_segment else 0)
+
+
+def stream_stop() -> bytes:
+    return b"E"
+
+
+def stream_commit(xid: int, commit_lsn: int, end_lsn: int, commit_time_us: int) -> bytes:
+    return b"c" + _STREAM_COMMIT.pack(xid, 0, commit_lsn, end_lsn, commit_time_us)
+
+
+def stream_abort(xid: int, subxid: int) -> bytes:
+    return b"A" + _STREAM_ABORT.pack(xid, subxid)
+
+
+def streamed(change: bytes, xid: int) -> bytes:
+    """A change message (Insert, Relation, ...) as sent inside a stream block: the xid
+    of its (sub)transaction right after the type byte."""
+    return change[:1] + struct.pack(">I", xid) + change[1:]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Final
 
 from streamer.config import Settings
-from streamer.errors import SlotProblem, SourceUnavailable
+from streamer.errors import ConfigError, SlotProblem, SourceUnavailable
 from streamer.lsn import format_lsn
 from streamer.pgoutput.relations import RelationCache
 from streamer.pgtime import now_pg_us
@@ -86,8 +86,13 @@ class SlotSource:
                 )
         self._stream = stream = ReplicationStream(self.source_url)
         wal_sender_timeout = parse_duration(stream.server_setting("wal_sender_timeout"))
-        stream.start(settings.slot, settings.publication, checkpoint or 0)
+        self.streaming = use_streaming(settings.streaming, stream.server_version())
+        # START_REPLICATION before the claim: a slot in use by a live streamer fails here,
+        # before its checkpoint epoch is bumped (which would fence it).
+        stream.start(settings.slot, settings.publication, checkpoint or 0, self.streaming)
         claimed = sink.claim(checkpoint if checkpoint is not None else confirmed)
+        if self.streaming:
+            sink.forget_parked()
         relations = RelationCache(settings.source_schema, settings.source_table)
         self._builder = builder
         self._assembler = TransactionAssembler(relations, builder, claimed, self.stop_lsn)
@@ -133,7 +138,7 @@ class SlotSource:
         a = self._assembler
         assert a is not None
         return once_finished(
-            self.stop_lsn, a.reached_end, a.keepalive_end, a.builder.in_transaction, a.skipping
+            self.stop_lsn, a.reached_end, a.idle_end, a.builder.in_transaction, a.skipping
         )
 
     def idle_position(self, durable: int, now: float, ending: bool) -> int | None:
@@ -188,6 +193,22 @@ class SlotSource:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+
+
+STREAMING_MIN_VERSION: Final = 140000
+
+
+def use_streaming(setting: str, server_version: int) -> bool:
+    """pgoutput protocol 2 with streaming: `on` and `auto` where the server has it (14+),
+    `off` never. `on` on an older server is a configuration error, said at start."""
+    supported = server_version >= STREAMING_MIN_VERSION
+    if setting == "on" and not supported:
+        raise ConfigError(
+            f"--streaming on needs PostgreSQL 14 or newer on the source "
+            f"(server_version_num {server_version})",
+            hint="use --streaming auto or off",
+        )
+    return setting != "off" and supported
 
 
 def parse_duration(text: str | None) -> float:

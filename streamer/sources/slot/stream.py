@@ -42,11 +42,18 @@ class ReplicationStream:
         value = result.get_value(0, 0)
         return bytes(value).decode() if value is not None else None
 
-    def start(self, slot: str, publication: str, start_lsn: int) -> None:
-        """START_REPLICATION; slot and publication names were validated in config."""
+    def server_version(self) -> int:
+        """The source's server_version_num (e.g. 180001); 0 when unknown."""
+        text = self.server_setting("server_version_num")
+        return int(text) if text and text.isdigit() else 0
+
+    def start(self, slot: str, publication: str, start_lsn: int, streaming: bool = False) -> None:
+        """START_REPLICATION; slot and publication names were validated in config.
+        `streaming`: pgoutput protocol 2, in-progress transactions sent as they run."""
+        protocol = "proto_version '2', streaming 'on'" if streaming else "proto_version '1'"
         command = (
             f"START_REPLICATION SLOT {slot} LOGICAL {format_lsn(start_lsn)} "
-            f"(proto_version '1', publication_names '\"{publication}\"')"
+            f"({protocol}, publication_names '\"{publication}\"')"
         )
         self._pgconn.send_query(command.encode())
         result = self._pgconn.get_result()
