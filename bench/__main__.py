@@ -1,14 +1,15 @@
-"""The whole suite: `python -m bench [--quick]` runs hot path, catch-up, latency and
-memory in turn with their defaults (or their --quick sizes). Run a single benchmark as
-`python -m bench.hotpath`, `python -m bench.catchup`, `python -m bench.latency`,
-`python -m bench.memory`, and the profiler as `python -m bench.profile`."""
+"""The whole suite: `python -m bench [--quick]` runs hot path, catch-up, latency, memory
+and the large streamed transaction in turn with their defaults (or their --quick sizes).
+Run a single benchmark as `python -m bench.hotpath`, `python -m bench.catchup`,
+`python -m bench.latency`, `python -m bench.memory`, `python -m bench.bigtxn`, and the
+profiler as `python -m bench.profile`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import catchup, hotpath, latency, memory
+from bench import bigtxn, catchup, hotpath, latency, memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = ["--quick"] if args.quick else []
     status = 0
-    for bench in (hotpath, catchup, latency, memory):
+    for bench in (hotpath, catchup, latency, memory, bigtxn):
         status |= bench.main(extra)
     return status
 

@@ -19,7 +19,9 @@ import psycopg
 from psycopg import sql
 
 from streamer.lsn import format_lsn
+from streamer.normalize.records import Rejection
 from streamer.pgtime import pg_us_to_iso
+from streamer.sink.refusals import RowInserter, is_transient, refusal, refusal_detail
 from streamer.sink.tables import (
     PARKED,
     PARKED_COLUMNS,
@@ -80,22 +82,43 @@ class Parking:
             sql.SQL("DELETE FROM {} WHERE slot_name = %(slot)s AND xid = %(xid)s").format(p)
             for p, *_ in self._pairs
         ]
+        parked_tx = self._pairs[0][0]
+        self._ids = sql.SQL(
+            "SELECT source_id::text FROM {} WHERE slot_name = %(slot)s AND xid = %(xid)s"
+        ).format(parked_tx)
+        self._row = sql.SQL(
+            "SELECT source_id::text, transactional_id::text, merchant_id, merchant_name,"
+            " merchant_country, raw::text FROM {} WHERE slot_name = %(slot)s"
+            " AND xid = %(xid)s AND source_id = %(id)s::uuid"
+        ).format(parked_tx)
         self._forget = [
             sql.SQL("DELETE FROM {} WHERE slot_name = %s").format(p) for p, *_ in self._pairs
         ]
 
-    def apply(self, cur: psycopg.Cursor[Any], batch: Batch, guarded: bool) -> None:
+    def apply(
+        self,
+        cur: psycopg.Cursor[Any],
+        batch: Batch,
+        guarded: bool,
+        one_by_one: RowInserter | None = None,
+    ) -> list[Rejection]:
         """Park, commit and abort as the batch's stream chunks say, in stream order (all
-        rows parked first: a transaction's commit or abort never precedes its rows)."""
+        rows parked first: a transaction's commit or abort never precedes its rows).
+        `one_by_one`: the target refused a row, so commits move row by row and refused
+        rows become `target_refused` rejections (returned)."""
+        refused: list[Rejection] = []
         if not batch.streamed:
-            return
+            return refused
         parked = [c for c in batch.chunks if c.kind == PARK]
         self._park(cur, parked)
         for chunk in batch.chunks:
-            if chunk.kind == STREAM_COMMIT:
+            if chunk.kind == STREAM_COMMIT and one_by_one is not None:
+                refused += self._commit_one_by_one(cur, chunk, one_by_one)
+            elif chunk.kind == STREAM_COMMIT:
                 self._commit(cur, chunk, guarded)
             elif chunk.kind == STREAM_ABORT:
                 self._abort(cur, chunk)
+        return refused
 
     def _park(self, cur: psycopg.Cursor[Any], chunks: list[TxnChunk]) -> None:
         slot = self.slot
@@ -111,15 +134,49 @@ class Parking:
                         copy.write_row(row)
 
     def _commit(self, cur: psycopg.Cursor[Any], chunk: TxnChunk, guarded: bool) -> None:
-        params = {
+        params = self._params(chunk)
+        for (move, guard), delete in zip(self._move, self._delete, strict=True):
+            cur.execute(move + guard if guarded else move, params)
+            cur.execute(delete, params)
+
+    def _commit_one_by_one(
+        self, cur: psycopg.Cursor[Any], chunk: TxnChunk, rows: RowInserter
+    ) -> list[Rejection]:
+        """Like `_commit`, with a savepoint per canonical row: a row the target refuses
+        is stored as a `target_refused` rejection instead. Ids are read through a
+        server-side cursor, so memory stays bounded however large the transaction."""
+        params = self._params(chunk)
+        (move, guard), (move_rej, guard_rej) = self._move
+        one = move + sql.SQL(" AND p.source_id = %(id)s::uuid") + guard
+        conn = cur.connection
+        refused: list[Rejection] = []
+        tail = (params["at"], params["lsn"])
+        with conn.cursor(name="streamer_parked_ids") as ids:
+            ids.execute(self._ids, params)
+            for (source_id,) in ids:
+                try:
+                    with conn.transaction():
+                        cur.execute(one, {**params, "id": source_id})
+                except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+                    if is_transient(exc):
+                        raise
+                    found = cur.execute(self._row, {**params, "id": source_id}).fetchone()
+                    assert found is not None
+                    rejection = refusal(found[:4], found[4], found[5], refusal_detail(exc))
+                    rows.store_refusal(cur, rejection, tail)
+                    refused.append(rejection)
+        cur.execute(move_rej + guard_rej, params)
+        for delete in self._delete:
+            cur.execute(delete, params)
+        return refused
+
+    def _params(self, chunk: TxnChunk) -> dict[str, Any]:
+        return {
             "slot": self.slot,
             "xid": chunk.xid,
             "at": pg_us_to_iso(chunk.commit_time_us),
             "lsn": format_lsn(chunk.end_lsn or 0),
         }
-        for (move, guard), delete in zip(self._move, self._delete, strict=True):
-            cur.execute(move + guard if guarded else move, params)
-            cur.execute(delete, params)
 
     def _abort(self, cur: psycopg.Cursor[Any], chunk: TxnChunk) -> None:
         params = {"slot": self.slot, "xid": chunk.xid, "subxid": chunk.subxid}

@@ -81,12 +81,18 @@ class RowInserter:
                         raise
                     rejection = refused_row(row, refusal_detail(exc))
                     refused.append(rejection)
-                    cur.execute(self._rej, (*rejection, *tail, rejection.source_id))
+                    self.store_refusal(cur, rejection, tail)
             for rejected in chunk.rejected:
                 cur.execute(self._rej, (*rejected, *tail, rejected.source_id))
                 if cur.rowcount == 0:
                     skipped.add(rejected.source_id)
         return Written(refused, frozenset(skipped))
+
+    def store_refusal(
+        self, cur: psycopg.Cursor[Any], rejection: Rejection, tail: tuple[str, str | None]
+    ) -> None:
+        """Store a refused row as its rejection, with its commit info."""
+        cur.execute(self._rej, (*rejection, *tail, rejection.source_id))
 
     def insert_replayed(
         self, cur: psycopg.Cursor[Any], rows: Sequence[tuple[Any, ...]]
@@ -109,9 +115,19 @@ class RowInserter:
 
 def refused_row(row: Canonical, detail: str) -> Rejection:
     """A canonical row the target refused, as the rejection that is stored instead."""
-    merchant = orjson.dumps(
-        {"id": row.merchant_id, "name": row.merchant_name, "country": row.merchant_country}
-    ).decode()
-    return Rejection(
-        row.source_id, row.transactional_id, merchant, row.raw, "target_refused", detail
+    return refusal(
+        (row.source_id, row.transactional_id, row.merchant_id, row.merchant_name),
+        row.merchant_country,
+        row.raw,
+        detail,
     )
+
+
+def refusal(
+    ids: tuple[str, str, str, str | None], country: str | None, raw: str, detail: str
+) -> Rejection:
+    """The `target_refused` rejection of a row: (source_id, transactional_id,
+    merchant_id, merchant_name), merchant country, raw payload text, and why."""
+    source_id, transactional_id, merchant_id, merchant_name = ids
+    merchant = orjson.dumps({"id": merchant_id, "name": merchant_name, "country": country})
+    return Rejection(source_id, transactional_id, merchant.decode(), raw, "target_refused", detail)

@@ -125,7 +125,9 @@ class BatchWriter:
                 if is_transient(exc):
                     raise
                 log.warning("staging hit %s; writing the batch row by row", exc.sqlstate)
-            if batch.streamed or any(c.end_lsn is None or c.continues_spill for c in batch.chunks):
+            if any(
+                c.kind == TXN and (c.end_lsn is None or c.continues_spill) for c in batch.chunks
+            ):
                 raise StreamerError(
                     "the target refused a row inside a source transaction larger than one batch",
                     hint="fix the target constraint, or raise --batch-size above the "
@@ -133,7 +135,9 @@ class BatchWriter:
                 )
             with self.conn.transaction(), self.conn.cursor() as cur:
                 self.checkpoints.fence(cur, batch)
-                return self.rows.insert(cur, batch.chunks)
+                written = self.rows.insert(cur, [c for c in batch.chunks if c.kind == TXN])
+                streamed = self.parking.apply(cur, batch, guarded=True, one_by_one=self.rows)
+                return Written(written.refused + streamed, written.skipped)
 
     # -- COPY ------------------------------------------------------------------------
     def _copy(

@@ -17,7 +17,7 @@ from streamer.normalize.records import REJECTION_REASONS
 from streamer.pgtime import pg_us_to_unix
 from streamer.runtime.metrics import Metrics, provider_label
 from streamer.sink.base import WriteResult
-from streamer.sources.batching import PARK, STREAM_ABORT, STREAM_COMMIT, TXN, TxnChunk
+from streamer.sources.batching import PARK, STREAM_ABORT, STREAM_COMMIT, TXN, Batch, TxnChunk
 
 
 @dataclass
@@ -117,6 +117,9 @@ class StreamLedger:
         return out
 
 
+_PARKED = WriteResult(Batch([], None, 0, 0), [], 0.0, 0.0)  # parking neither skips nor refuses
+
+
 def record_batch(
     metrics: Metrics, summary: RunSummary, result: WriteResult, ledger: StreamLedger | None = None
 ) -> None:
@@ -130,7 +133,7 @@ def record_batch(
         ledger = ledger if ledger is not None else StreamLedger()
         for chunk in batch.chunks:
             if chunk.kind == PARK:
-                ledger.park(chunk, tally([chunk], result, labels=labels))
+                ledger.park(chunk, tally([chunk], _PARKED, labels=labels))
             elif chunk.kind == STREAM_COMMIT:
                 counted.add(ledger.settle(chunk.xid, None))
                 streamed["committed"] += 1
@@ -139,6 +142,9 @@ def record_batch(
                 ledger.settle(chunk.xid, None if whole else chunk.subxid)
                 if whole:
                     streamed["aborted"] += 1
+    if batch.streamed and result.refused:  # refused at a stream commit: parked as normalized
+        in_txns = {r.source_id for c in batch.chunks if c.kind == TXN for r in c.canonical}
+        counted.normalized -= sum(1 for r in result.refused if r.source_id not in in_txns)
     summary.rows_normalized += counted.normalized
     summary.rows_rejected += counted.rejected
     summary.already_present += counted.present
