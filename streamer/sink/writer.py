@@ -24,7 +24,7 @@ from streamer.runtime import failpoints
 from streamer.runtime.dbconn import connect
 from streamer.sink.base import NOTHING_LEFT_OUT, Written
 from streamer.sink.checkpoints import Checkpoints
-from streamer.sink.copy_text import commit_info, encode_batch
+from streamer.sink.copy_text import commit_info, encode_batch, rejected_fields
 from streamer.sink.refusals import RowInserter, is_transient
 from streamer.sink.tables import (
     REJECTED,
@@ -302,8 +302,12 @@ def _with_commit(chunks: list[TxnChunk], canonical: bool) -> Iterable[tuple[Any,
     for chunk in chunks:
         committed, lsn = commit_info(chunk)
         tail: tuple[Any, ...] = (committed, lsn) if lsn is not None else (committed,)
-        for row in chunk.canonical if canonical else chunk.rejected:
-            yield (*row, *tail)
+        if canonical:
+            for row in chunk.canonical:
+                yield (*row, *tail)
+        else:
+            for rejected in chunk.rejected:
+                yield (*rejected_fields(rejected), *tail)
 
 
 def _crash_midway(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
