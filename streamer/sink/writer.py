@@ -47,6 +47,8 @@ class BatchWriter:
     """Owns the target connection; used from one thread at a time (the writer thread
     while a run streams). Implements the `Sink` seam."""
 
+    files_tables = False  # `prepare` also creates files mode's tables (sink/files.py)
+
     def __init__(self, url: str, schema: str, slot: str) -> None:
         self._url = url
         self._schema = schema
@@ -85,7 +87,7 @@ class BatchWriter:
             conn = self.conn
         return [
             f"created target table {self._schema}.{name}"
-            for name in ensure_tables(self._url, self._schema, conn)
+            for name in ensure_tables(self._url, self._schema, conn, files=self.files_tables)
         ]
 
     def claim(self, initial_lsn: int) -> int:
