@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import sql
 
 from streamer.errors import Fenced
+from streamer.normalize.records import Canonical, Rejection
 from streamer.sink.checkpoints import Checkpoints
 from streamer.sink.tables import FILE_RECORDS, PROCESSED_FILES
 from streamer.sink.writer import BatchWriter
@@ -31,6 +32,8 @@ DONE: Final = "done"
 FAILED: Final = "failed"
 CANONICAL: Final = "c"
 REJECTED: Final = "r"
+
+Row = TypeVar("Row", Canonical, Rejection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +75,38 @@ def marker_name(bucket: str, prefix: str) -> str:
     return f"files:{bucket}/{prefix}"
 
 
+def _first_of_each(rows: list[Row], seen: set[str]) -> list[Row]:
+    kept = []
+    for row in rows:
+        if row.source_id not in seen:
+            seen.add(row.source_id)
+            kept.append(row)
+    return kept
+
+
+def drop_repeats(batch: Batch) -> None:
+    """Keep the first row of each source id in the batch (a record with an explicit id
+    in several files of one batch): the guarded write would store it once but count it
+    as written each time. Canonical rows first, as the writer inserts them."""
+    seen: set[str] = set()
+    whole = [chunk for chunk in batch.chunks if chunk.end_lsn is not None]
+    before = sum(chunk.rows for chunk in whole)
+    for chunk in whole:
+        chunk.canonical = _first_of_each(chunk.canonical, seen)
+    for chunk in whole:
+        chunk.rejected = _first_of_each(chunk.rejected, seen)
+    batch.rows -= before - sum(chunk.rows for chunk in whole)
+
+
 class FileCheckpoints(Checkpoints):
-    """The run's checkpoint row plus every file's progress (module docstring)."""
+    """The run's checkpoint row plus every file's progress (module docstring).
+
+    `provenance`: each chunk's source ids in position order (by `id(chunk)`), taken
+    before `drop_repeats` thins the batch out."""
 
     def __init__(self, *args: Any, schema: str) -> None:
         super().__init__(*args)
+        self.provenance: dict[int, list[str]] = {}
         ident = sql.Identifier
         files = sql.SQL("{}.{}").format(ident(schema), ident(PROCESSED_FILES))
         records = sql.SQL("{}.{}").format(ident(schema), ident(FILE_RECORDS))
@@ -113,9 +143,9 @@ class FileCheckpoints(Checkpoints):
         if fc.state == FAILED:
             cur.execute(self._fail, {**params, "message": fc.message})
         else:
-            assert len(fc.kinds) == fc.end - fc.start == chunk.rows, "chunk/cursor mismatch"
-            if fc.kinds:
-                ids = chunk_source_ids(chunk, fc.kinds)
+            ids = self.provenance.get(id(chunk)) or chunk_source_ids(chunk, fc.kinds)
+            assert len(fc.kinds) == fc.end - fc.start == len(ids), "chunk/cursor mismatch"
+            if ids:
                 cur.execute(self._provenance, (fc.file_id, list(range(fc.start, fc.end)), ids))
             rejected = fc.kinds.count(REJECTED)
             params |= {
@@ -141,6 +171,15 @@ class FilesWriter(BatchWriter):
     def __init__(self, url: str, schema: str, bucket: str, prefix: str) -> None:
         name = marker_name(bucket, prefix)
         super().__init__(url, schema, name)
-        self.checkpoints = FileCheckpoints(
+        self.checkpoints: FileCheckpoints = FileCheckpoints(
             lambda: self.conn, self._guard, schema, name, schema=schema
         )
+
+    def encode(self, batch: Batch) -> None:
+        self.checkpoints.provenance = {
+            id(chunk): chunk_source_ids(chunk, FileCursor.decode(chunk.cursor).kinds)
+            for chunk in batch.chunks
+            if chunk.end_lsn is not None and chunk.cursor is not None
+        }
+        drop_repeats(batch)
+        super().encode(batch)

@@ -1,0 +1,250 @@
+"""`streamer run --mode files --once` end to end: moto's S3 server, a real target
+cluster, the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from streamer.ops.embedded import LocalCluster
+from tests.unit.files.helpers import (
+    EXPLICIT_ID,
+    RECORDS,
+    csv_file,
+    gz,
+    json_file,
+    jsonl_file,
+    parquet_file,
+    parquet_table,
+)
+
+pytestmark = pytest.mark.integration
+
+WORKTREE = Path(__file__).resolve().parents[3]
+PREFIX = "raw-payments/"
+LINE = re.compile(
+    r"^files completed (\d+), files failed (\d+), rows normalized (\d+), "
+    r"rows rejected (\d+), seconds [0-9.]+$"
+)
+_dbs = iter(range(10**6))
+
+
+@dataclass
+class FilesLab:
+    target_url: str
+    bucket: str
+    admin: Any
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("STREAMER_", "SOURCE_", "TARGET_", "DATALAKE_"))
+            and k != "DATABASE_URL"
+        }
+        env.update(
+            TARGET_DATABASE_URL=self.target_url,
+            STREAMER_FILES_URL=f"s3://{self.bucket}/{PREFIX}",
+            STREAMER_METRICS_PORT="0",
+            PYTHONPATH=str(WORKTREE),
+        )
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamer", *args],
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=WORKTREE,
+            check=False,
+        )
+
+    def run_once(self, **extra: str) -> tuple[int, ...]:
+        """One `run --mode files --once`; its counts (completed, failed, normalized,
+        rejected)."""
+        done = self.cli("run", "--mode", "files", "--once", **extra)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert len(lines) == 1, done.stdout
+        match = LINE.match(lines[0])
+        assert match, lines[0]
+        return tuple(int(g) for g in match.groups())
+
+    def put(self, key: str, body: bytes) -> None:
+        self.admin.put_object(Bucket=self.bucket, Key=PREFIX + key, Body=body)
+
+    def sql(self, query: str, params: Any = None) -> list[Any]:
+        with psycopg.connect(self.target_url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    def scalar(self, query: str, params: Any = None) -> Any:
+        return self.sql(query, params)[0][0]
+
+    def status(self) -> dict[str, str]:
+        rows = self.sql("SELECT object_key, processing_status FROM processed_files")
+        return {key.removeprefix(PREFIX): status for key, status in rows}
+
+
+@pytest.fixture
+def lab(
+    pg18_clusters: tuple[LocalCluster, LocalCluster], admin: Any, bucket_name: str
+) -> Iterator[FilesLab]:
+    _, target = pg18_clusters
+    yield FilesLab(target.createdb(f"files{next(_dbs)}"), bucket_name, admin)
+
+
+def test_the_seeds_sample_file(lab: FilesLab) -> None:
+    lab.put("2024-12-13/sample_transactions.json", json.dumps(RECORDS).encode())
+    assert lab.run_once() == (1, 0, 3, 0)
+    rows = lab.sql("SELECT provider, amount::text FROM transactions ORDER BY provider")
+    assert len(rows) == 3
+    assert lab.scalar(
+        "SELECT source_id::text FROM transactions WHERE source_id = %s", (EXPLICIT_ID.lower(),)
+    )
+    files = lab.sql(
+        "SELECT file_path, records_count, rows_normalized, rows_rejected, attempts,"
+        " resume_position, file_format FROM processed_files"
+    )
+    assert files == [
+        (f"s3://{lab.bucket}/{PREFIX}2024-12-13/sample_transactions.json", 3, 3, 0, 1, 3, "json")
+    ]
+    # provenance: every target row maps to its object and record position
+    assert (
+        lab.scalar(
+            "SELECT count(*) FROM processed_file_records r JOIN transactions t USING (source_id)"
+        )
+        == 3
+    )
+    # a re-run changes nothing
+    assert lab.run_once() == (0, 0, 0, 0)
+    assert lab.scalar("SELECT attempts FROM processed_files") == 1
+
+
+def test_every_format_and_the_monitoring_sql(lab: FilesLab) -> None:
+    table = parquet_table(RECORDS, "string")
+    bodies = {
+        "2024-12-13/transactions_001.json": json_file(RECORDS),
+        "2024-12-13/transactions_002.jsonl": jsonl_file(RECORDS),
+        "2024-12-13/transactions_003.csv": csv_file(RECORDS, data_column=True),
+        "2024-12-13/transactions_005.json.gz": gz(json_file(RECORDS)),
+        "2024-12-13/transactions_006.ndjson.gz": gz(jsonl_file(RECORDS)),
+        "2024-12-13/transactions_007.csv.gz": gz(csv_file(RECORDS, data_column=True)),
+        "2024-12-14/transactions_004.parquet": parquet_file(table).getvalue(),
+        "2024-12-14/README.txt": b"not a data file",
+    }
+    for key, body in bodies.items():
+        lab.put(key, body)
+    # 7 files of 3 records; the one with an explicit id is stored once
+    assert lab.run_once() == (7, 0, 15, 0)
+    assert lab.scalar("SELECT count(*) FROM transactions") == 15
+    assert lab.scalar("SELECT count(*) FROM processed_file_records") == 21
+    assert set(lab.status().values()) == {"completed"}
+    for query in seed_queries():
+        lab.sql(query)  # verbatim: must run
+    today = dict((s, n) for n, s in lab.sql(seed_queries()[0]))
+    assert today == {"completed": 7}
+    hourly = lab.sql(seed_queries()[2])
+    assert sum(row[1] for row in hourly) == 7 and sum(row[2] for row in hourly) == 21
+
+
+def test_hostile_file_fails_alone_and_retry_reprocesses(lab: FilesLab) -> None:
+    lab.put("2024-12-13/a_good.jsonl", jsonl_file(RECORDS))
+    lab.put("2024-12-13/b_broken.json.gz", b"\x1f\x8b\x08\x00garbage")
+    lab.put("2024-12-13/c_bad_record.jsonl", jsonl_file(RECORDS[1:]) + b"{not json\n")
+    completed, failed, normalized, rejected = lab.run_once()
+    assert (completed, failed, normalized, rejected) == (2, 1, 5, 1)
+    assert lab.status() == {
+        "2024-12-13/a_good.jsonl": "completed",
+        "2024-12-13/b_broken.json.gz": "failed",
+        "2024-12-13/c_bad_record.jsonl": "completed",
+    }
+    message = lab.scalar(
+        "SELECT error_message FROM processed_files WHERE processing_status = 'failed'"
+    )
+    assert message and "\n" not in message
+    assert (
+        lab.scalar("SELECT reason FROM transactions_rejected WHERE transactional_id IS NULL")
+        == "malformed_record"
+    )
+    seed = seed_queries()[1]
+    assert [row[0] for row in lab.sql(seed)] == [
+        f"s3://{lab.bucket}/{PREFIX}2024-12-13/b_broken.json.gz"
+    ]
+    # the gzip is replaced: the old version cannot be read any more, the new one can
+    key = f"{PREFIX}2024-12-13/b_broken.json.gz"
+    lab.admin.put_object(Bucket=lab.bucket, Key=key, Body=gz(json_file(RECORDS)))
+    retry(lab, key)
+    assert lab.run_once()[:2] == (1, 1)
+    rows = lab.sql(
+        "SELECT processing_status, attempts FROM processed_files WHERE object_key = %s ORDER BY id",
+        (key,),
+    )
+    assert rows == [("failed", 2), ("completed", 1)]
+
+
+def test_retry_update_reprocesses_the_same_version(lab: FilesLab) -> None:
+    key = f"{PREFIX}2024-12-13/big.json"
+    lab.put("2024-12-13/big.json", json_file(RECORDS))
+    assert lab.run_once(STREAMER_FILES_MAX_BYTES="100") == (0, 1, 0, 0)
+    assert "100" in lab.scalar("SELECT error_message FROM processed_files")
+    assert lab.run_once() == (0, 0, 0, 0)  # failed stays failed until retried
+    retry(lab, key)
+    assert lab.run_once() == (1, 0, 3, 0)
+    assert lab.sql(
+        "SELECT processing_status, attempts, error_message, records_count FROM processed_files"
+    ) == [("completed", 2, None, 3)]
+
+
+def retry(lab: FilesLab, key: str) -> None:
+    """The seed's retry, verbatim but for the key."""
+    lab.sql(
+        "UPDATE processed_files SET processing_status = 'pending', error_message = NULL"
+        f" WHERE object_key = '{key}'"
+    )
+
+
+def test_new_etag_under_the_same_key(lab: FilesLab) -> None:
+    lab.put("2024-12-13/t.jsonl", jsonl_file(RECORDS[1:2]))
+    assert lab.run_once() == (1, 0, 1, 0)
+    lab.put("2024-12-13/t.jsonl", jsonl_file(RECORDS[1:3]))
+    # position 0 is the same record (same derived id): only position 1 is new
+    assert lab.run_once() == (1, 0, 1, 0)
+    assert lab.sql("SELECT count(*), count(DISTINCT etag) FROM processed_files") == [(2, 2)]
+
+
+def test_large_file_commits_in_chunks(lab: FilesLab) -> None:
+    records = [
+        {**RECORDS[1], "transactional_id": f"8d3b7d5e-1c2f-4a6b-9e0d-{i:012d}"} for i in range(2500)
+    ]
+    lab.put("2024-12-13/big.jsonl", jsonl_file(records))
+    assert lab.run_once(STREAMER_BATCH_SIZE="1000") == (1, 0, 2500, 0)
+    assert lab.sql("SELECT records_count, resume_position FROM processed_files") == [(2500, 2500)]
+    assert lab.scalar("SELECT count(DISTINCT position) FROM processed_file_records") == 2500
+
+
+def test_bad_url_is_a_usage_error(lab: FilesLab) -> None:
+    done = lab.cli("run", "--mode", "files", "--once", STREAMER_FILES_URL="http://x/")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def seed_queries() -> list[str]:
+    """The seed's monitoring SQL, verbatim (today, failed, hourly, large)."""
+    text = "\n".join(p.read_text() for p in sorted(Path("/work/shared/seed").glob("*.txt")))
+    section = text[text.index("### Queries SQL") :]
+    block = section[section.index("```sql") + 6 : section.index("```", section.index("```sql") + 6)]
+    return [q.strip() for q in block.split(";") if q.strip()]
