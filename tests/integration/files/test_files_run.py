@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -248,3 +252,47 @@ def seed_queries() -> list[str]:
     section = text[text.index("### Queries SQL") :]
     block = section[section.index("```sql") + 6 : section.index("```", section.index("```sql") + 6)]
     return [q.strip() for q in block.split(";") if q.strip()]
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_middle_of_a_large_file_then_rerun(lab: FilesLab) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(200_000)]
+    base = RECORDS[1]
+    lines = (orjson.dumps({**base, "id": sid, "transactional_id": sid}) for sid in ids)
+    lab.put("2024-12-13/huge.jsonl", b"\n".join(lines) + b"\n")
+    init = lab.cli("init", "--mode", "files")
+    assert init.returncode == 0, init.stderr
+    assert "created target table public.processed_files" in init.stdout
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "run", "--mode", "files", "--once"],
+        env=lab.env(STREAMER_BATCH_SIZE="1000"),
+        cwd=WORKTREE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        position = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = lab.sql("SELECT resume_position FROM processed_files")
+            position = rows[0][0] if rows else 0
+            if position >= 20_000:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert 20_000 <= position < 200_000
+    killed_at = lab.scalar("SELECT resume_position FROM processed_files")
+    assert lab.scalar("SELECT count(*) FROM transactions") == killed_at
+    assert lab.scalar("SELECT processing_status FROM processed_files") == "processing"
+    completed, failed, normalized, rejected = lab.run_once(STREAMER_BATCH_SIZE="1000")
+    assert (completed, failed, rejected) == (1, 0, 0)
+    assert normalized == 200_000 - killed_at
+    target = {row[0] for row in lab.sql("SELECT source_id::text FROM transactions")}
+    assert target == set(ids)
+    assert lab.sql(
+        "SELECT processing_status, attempts, records_count, rows_normalized FROM processed_files"
+    ) == [("completed", 2, 200_000, 200_000)]
+    assert lab.scalar("SELECT count(*) FROM processed_file_records") == 200_000
