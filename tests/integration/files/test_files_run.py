@@ -296,3 +296,17 @@ def test_sigkill_in_the_middle_of_a_large_file_then_rerun(lab: FilesLab) -> None
         "SELECT processing_status, attempts, records_count, rows_normalized FROM processed_files"
     ) == [("completed", 2, 200_000, 200_000)]
     assert lab.scalar("SELECT count(*) FROM processed_file_records") == 200_000
+
+
+def test_missing_bucket_exits_1_with_one_line(lab: FilesLab) -> None:
+    done = lab.cli("run", "--mode", "files", "--once", STREAMER_FILES_URL="s3://no-such-lake/x/")
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("streamer: error")]
+    assert len(errors) == 1 and "no-such-lake" in errors[0], done.stderr
+
+
+@pytest.mark.slow
+def test_unreachable_bucket_exits_1_after_the_retries(lab: FilesLab) -> None:
+    done = lab.cli("run", "--mode", "files", "--once", AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    assert done.returncode == 1, done.stderr
+    assert "cannot reach S3" in done.stderr.splitlines()[-1], done.stderr
