@@ -210,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(node_exporter textfile collector) [env STREAMER_METRICS_TEXTFILE]",
     )
     status = command("status", "slot, checkpoint, lag and row counts; exit 1 when unhealthy")
+    status.add_argument(
+        "--mode",
+        metavar="STREAMER_MODE",
+        help="files: processed_files by status, oldest unprocessed object [env STREAMER_MODE]",
+    )
+    add_files_options(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--max-lag-bytes", type=int, help="unhealthy above this lag")
     status.add_argument("--max-lag-seconds", type=float, help="unhealthy above this lag")
@@ -222,8 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--mode",
         metavar="STREAMER_MODE",
-        help="which progress marker to verify against: slot (default) or poll [env STREAMER_MODE]",
+        help="which progress marker to verify against: slot (default) or poll; files: "
+        "every listed object completed with its records in the target [env STREAMER_MODE]",
     )
+    add_files_options(verify)
     verify.add_argument(
         "--poll-overlap-seconds",
         dest="poll_overlap",
@@ -352,10 +360,17 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def cmd_verify(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streamer.ops.verify import verify  # noqa: PLC0415
 
-    since = _timestamp(args.since, "--since") if args.since is not None else None
-    if args.settle < 0:
-        raise ConfigError(f"--settle must be 0 or more seconds, got {args.settle}")
-    report = verify(settings_from(args, env), since, args.settle, args.skip_processed)
+    settings = settings_from(args, env)
+    report: Any
+    if settings.mode == "files":
+        from streamer.ops.files import files_verify  # noqa: PLC0415
+
+        report = files_verify(settings)
+    else:
+        since = _timestamp(args.since, "--since") if args.since is not None else None
+        if args.settle < 0:
+            raise ConfigError(f"--settle must be 0 or more seconds, got {args.settle}")
+        report = verify(settings, since, args.settle, args.skip_processed)
     if args.json:
         print(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -392,7 +407,14 @@ def cmd_replay(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streamer.ops.status import gather  # noqa: PLC0415
 
-    status = gather(settings_from(args, env), args.max_lag_bytes, args.max_lag_seconds)
+    settings = settings_from(args, env)
+    status: Any
+    if settings.mode == "files":
+        from streamer.ops.files import files_status  # noqa: PLC0415
+
+        status = files_status(settings, args.max_lag_seconds)
+    else:
+        status = gather(settings, args.max_lag_bytes, args.max_lag_seconds)
     if args.json:
         print(orjson.dumps(status.as_json(), option=orjson.OPT_INDENT_2).decode())
     else:

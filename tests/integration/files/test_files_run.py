@@ -310,3 +310,30 @@ def test_unreachable_bucket_exits_1_after_the_retries(lab: FilesLab) -> None:
     done = lab.cli("run", "--mode", "files", "--once", AWS_ENDPOINT_URL="http://127.0.0.1:9")
     assert done.returncode == 1, done.stderr
     assert "cannot reach S3" in done.stderr.splitlines()[-1], done.stderr
+
+
+def test_status_and_verify(lab: FilesLab) -> None:
+    lab.put("2024-12-13/a.jsonl", jsonl_file(RECORDS))
+    lab.put("2024-12-13/b.json", b"[not json")
+    lab.run_once()
+    status = lab.cli("status", "--mode", "files")
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "completed 1, failed 1" in status.stdout and "failed file" in status.stdout
+    verify = lab.cli("verify", "--mode", "files")
+    assert verify.returncode == 1, verify.stderr
+    assert "not completed: 1: raw-payments/2024-12-13/b.json" in verify.stdout
+    lab.put("2024-12-13/b.json", json_file(RECORDS[1:]))
+    lab.run_once()
+    lab.sql("DELETE FROM processed_files WHERE processing_status = 'failed'")
+    assert lab.cli("status", "--mode", "files").returncode == 0
+    verify = lab.cli("verify", "--mode", "files", "--json")
+    assert verify.returncode == 0, verify.stdout
+    assert json.loads(verify.stdout)["objects"] == 2
+    # a row gone from the target shows as a count mismatch
+    lab.sql("DELETE FROM transactions WHERE source_id = %s", (EXPLICIT_ID.lower(),))
+    verify = lab.cli("verify", "--mode", "files")
+    assert verify.returncode == 1
+    assert (
+        "records_count differs from the target rows: 1: raw-payments/2024-12-13/a.jsonl"
+        in verify.stdout
+    )
