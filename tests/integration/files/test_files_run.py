@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,3 +338,48 @@ def test_status_and_verify(lab: FilesLab) -> None:
         "records_count differs from the target rows: 1: raw-payments/2024-12-13/a.jsonl"
         in verify.stdout
     )
+
+
+@pytest.mark.slow
+def test_hostile_files_end_failed_or_rejected_and_the_rest_completes(lab: FilesLab) -> None:
+    header, good_row = csv_file(RECORDS[1:2], data_column=True).split(b"\n", 1)
+    wrong = parquet_table(RECORDS, "string").drop_columns(["merchant_id"])
+    bodies = {
+        "a_good.jsonl": jsonl_file(RECORDS),
+        "b_bomb.jsonl.gz": zeros_gzip(100 * 1024 * 1024),
+        "c_long_line.csv": header + b"\n" + b"x" * (50 * 1024 * 1024) + b"\n" + good_row,
+        "d_utf8.jsonl": b'{"a": "\xff"}\n' + jsonl_file(RECORDS[1:2]),
+        "e_schema.parquet": parquet_file(wrong).getvalue(),
+        "f_nesting.json": b"[" * 100_000 + b"]" * 100_000,
+    }
+    for key, body in bodies.items():
+        lab.put(f"2024-12-13/{key}", body)
+    assert lab.run_once() == (4, 2, 5, 3)
+    rows = lab.sql(
+        "SELECT object_key, processing_status, error_message, rows_normalized, rows_rejected"
+        " FROM processed_files ORDER BY object_key"
+    )
+    summary = {key.rsplit("/", 1)[1]: row for key, *row in rows}
+    assert summary["a_good.jsonl"] == ["completed", None, 3, 0]
+    assert summary["b_bomb.jsonl.gz"] == ["completed", None, 0, 1]
+    assert summary["c_long_line.csv"] == ["completed", None, 1, 1]
+    assert summary["d_utf8.jsonl"] == ["completed", None, 1, 1]
+    for key in ("e_schema.parquet", "f_nesting.json"):
+        status, message, *_ = summary[key]
+        assert status == "failed" and message and "\n" not in message and len(message) < 400
+    # every rejected row is traceable to its object and position
+    assert (
+        lab.scalar(
+            "SELECT count(*) FROM transactions_rejected j"
+            " JOIN processed_file_records r USING (source_id)"
+        )
+        == 3
+    )
+
+
+def zeros_gzip(size: int) -> bytes:
+    """`size` zero bytes, gzip-compressed without ever holding them."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1024 * 1024)
+    parts = [compressor.compress(block) for _ in range(size // len(block))]
+    return b"".join([*parts, compressor.flush()])
