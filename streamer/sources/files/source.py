@@ -10,7 +10,8 @@ cannot be read becomes a failure chunk (its message, no rows) and the run goes o
 A new cycle starts only when every chunk pushed so far is durable: a file's status in
 `processed_files` is then exactly what the next listing must see.
 
-Workers: the flag is accepted; objects are read one at a time for now (`--workers 1`).
+Objects are downloaded ahead by `--workers` threads (`prefetch`) to local spool files,
+removed once read.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ import logging
 import shutil
 import tempfile
 import time
-from collections import deque
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
 
 from streamer.config import Settings
 from streamer.normalize.records import Canonical, SourceRow
@@ -37,6 +37,7 @@ from streamer.sources.batching import ROW_OVERHEAD_BYTES, BatchBuilder
 from streamer.sources.files.catalog import Catalog, DueFile
 from streamer.sources.files.errors import ObjectChanged, UnreadableFile
 from streamer.sources.files.formats import FileFormat, Record, detect_format, read_records
+from streamer.sources.files.prefetch import Prefetcher, discard
 from streamer.sources.files.s3 import Bucket, parse_files_url, partition_of, start_after
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class FilesSource:
         self.prepared = False
         self.completed = self.failed = self.skipped = 0
         self._done = False
-        self._queue: deque[DueFile] = deque()
+        self._queue: Prefetcher | None = None
         self._file: _Open | None = None
         self._in_cycle = False
         self._next_cycle_at = 0.0
@@ -104,7 +105,7 @@ class FilesSource:
         if self.bucket is None:
             self.bucket = Bucket(self.bucket_name)
         self._spool_dir = tempfile.mkdtemp(prefix="streamer-files-")
-        self._queue.clear()
+        self._queue = Prefetcher(self.bucket, self._spool_dir, self.settings.files_workers)
         self._in_cycle = False
         self._unconfirmed = 0
         return 0
@@ -113,7 +114,7 @@ class FilesSource:
         """One step: start a cycle, open the next due file, or push one chunk."""
         if self._done:
             return True
-        if self._file is None and not self._queue:
+        if self._file is None and not self._queue:  # nothing due nor downloading
             if self._in_cycle:
                 self._end_cycle(now)
                 return True
@@ -149,12 +150,12 @@ class FilesSource:
                 self.metrics.files.labels("failed").inc()
 
     def tick(self, now: float, waiting: bool) -> float:
-        pending = [d.last_modified for d in self._queue if d.last_modified is not None]
+        pending = self._queue.last_modified() if self._queue is not None else []
         if self._file is not None and self._file.due.last_modified is not None:
             pending.append(self._file.due.last_modified)
         age = time.time() - min(p.timestamp() for p in pending) if pending else 0.0
         self.metrics.oldest_pending_file_age.set(max(0.0, age))
-        if self._in_cycle or self._file is not None or self._queue:
+        if self._in_cycle or self._file is not None:
             return 0.0
         return min(HEARTBEAT_S, max(0.0, self._next_cycle_at - now))
 
@@ -165,6 +166,9 @@ class FilesSource:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
         self.catalog.close()
         if self._spool_dir is not None:
             shutil.rmtree(self._spool_dir, ignore_errors=True)
@@ -194,14 +198,16 @@ class FilesSource:
             else:
                 listed.append((obj, fmt))
         self.catalog.add(listed)
-        self._queue.extend(self.catalog.due())
+        due = self.catalog.due()
+        assert self._queue is not None
+        self._queue.add(due)
         self._in_cycle = True
         log.info(
             "listed %d objects under s3://%s/%s (%d due)",
             len(listed),
             self.bucket_name,
             self.prefix,
-            len(self._queue),
+            len(due),
         )
 
     def _end_cycle(self, now: float) -> None:
@@ -213,26 +219,28 @@ class FilesSource:
 
     # -- one file --------------------------------------------------------------------
     def _open_next(self, now: float) -> None:
-        due = self._queue.popleft()
+        assert self._queue is not None
+        due, download = self._queue.next()
         claimed = self.catalog.claim(due.file_id)
-        if claimed is None:
+        if claimed is None:  # no longer due (reset or finished by someone else)
+            download.cancel()
+            download.add_done_callback(discard)
             return
         current = _Open(due, *claimed)
         self._file = current
         self._sizes[due.file_id] = due.ref.size
         try:
-            current.records = self._records(current)
+            current.spool = download.result()
+            current.records = self._records(current, current.spool)
         except (UnreadableFile, ObjectChanged) as exc:
             self._fail(current, exc, now)
 
-    def _records(self, current: _Open) -> Iterator[Record]:
-        assert self.bucket is not None and self._spool_dir is not None
+    def _records(self, current: _Open, spool: Path) -> Iterator[Record]:
         due = current.due
-        source: Any
         if due.fmt is FileFormat.PARQUET:
-            current.spool = source = self.bucket.spool_object(due.ref, self._spool_dir)
+            source: BinaryIO | Path = spool
         else:
-            current.stream = source = self.bucket.open_object(due.ref)
+            current.stream = source = spool.open("rb")
         return read_records(
             due.fmt,
             source,

@@ -256,7 +256,7 @@ def seed_queries() -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigkill_in_the_middle_of_a_large_file_then_rerun(lab: FilesLab) -> None:
+def test_sigkill_in_the_middle_of_a_large_file_then_rerun(lab: FilesLab, tmp_path: Path) -> None:
     ids = [str(uuid.uuid4()) for _ in range(200_000)]
     base = RECORDS[1]
     lines = (orjson.dumps({**base, "id": sid, "transactional_id": sid}) for sid in ids)
@@ -266,7 +266,7 @@ def test_sigkill_in_the_middle_of_a_large_file_then_rerun(lab: FilesLab) -> None
     assert "created target table public.processed_files" in init.stdout
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamer", "run", "--mode", "files", "--once"],
-        env=lab.env(STREAMER_BATCH_SIZE="1000"),
+        env=lab.env(STREAMER_BATCH_SIZE="1000", TMPDIR=str(tmp_path)),  # a killed run's spool
         cwd=WORKTREE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -383,3 +383,16 @@ def zeros_gzip(size: int) -> bytes:
     block = bytes(1024 * 1024)
     parts = [compressor.compress(block) for _ in range(size // len(block))]
     return b"".join([*parts, compressor.flush()])
+
+
+@pytest.mark.parametrize("workers", ["1", "4"])
+def test_workers_commit_in_key_order(lab: FilesLab, workers: str, tmp_path: Path) -> None:
+    for i in range(12):
+        lab.put(f"2024-12-13/f{i:02d}.jsonl", jsonl_file(RECORDS[1:3]))
+    counts = lab.run_once(STREAMER_FILES_WORKERS=workers, TMPDIR=str(tmp_path))
+    assert counts == (12, 0, 24, 0)
+    keys = [
+        row[0] for row in lab.sql("SELECT object_key FROM processed_files ORDER BY completed_at")
+    ]
+    assert keys == sorted(keys)
+    assert not list(tmp_path.iterdir())  # spool files and their directory removed
