@@ -396,3 +396,27 @@ def test_workers_commit_in_key_order(lab: FilesLab, workers: str, tmp_path: Path
     ]
     assert keys == sorted(keys)
     assert not list(tmp_path.iterdir())  # spool files and their directory removed
+
+
+def test_metrics(lab: FilesLab, tmp_path: Path) -> None:
+    good = jsonl_file(RECORDS)
+    lab.put("2024-12-13/a.jsonl", good)
+    lab.put("2024-12-13/b.json", b"[not json")
+    lab.put("2024-12-13/notes.txt", b"skipped")
+    textfile = tmp_path / "streamer.prom"
+    lab.run_once(STREAMER_METRICS_TEXTFILE=str(textfile))
+    text = textfile.read_text()
+    for line in (
+        'streamer_files_total{status="completed"} 1.0',
+        'streamer_files_total{status="failed"} 1.0',
+        'streamer_files_total{status="skipped"} 1.0',
+        f"streamer_file_bytes_total {float(len(good))}",
+        "streamer_oldest_pending_file_age_seconds 0.0",
+    ):
+        assert line in text.splitlines(), line
+    rows = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('streamer_rows_total{outcome="normalized"')
+    )
+    assert rows == 3
