@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -420,3 +420,36 @@ def test_metrics(lab: FilesLab, tmp_path: Path) -> None:
         if line.startswith('streamer_rows_total{outcome="normalized"')
     )
     assert rows == 3
+
+
+def test_continuous_mode_picks_up_new_objects(lab: FilesLab) -> None:
+    lab.put("2024-12-13/a.jsonl", jsonl_file(RECORDS))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "run", "--mode", "files", "--poll-interval", "1"],
+        env=lab.env(),
+        cwd=WORKTREE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: lab.status().get("2024-12-13/a.jsonl") == "completed")
+        lab.put("2024-12-14/b.csv", csv_file(RECORDS[1:], data_column=True))
+        assert wait_for(lambda: lab.status().get("2024-12-14/b.csv") == "completed")
+        assert lab.scalar("SELECT count(*) FROM transactions") == 5
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except psycopg.errors.UndefinedTable:
+            pass
+        time.sleep(0.1)
+    return False
