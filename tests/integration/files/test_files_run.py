@@ -41,6 +41,7 @@ LINE = re.compile(
     r"^files completed (\d+), files failed (\d+), rows normalized (\d+), "
     r"rows rejected (\d+), seconds [0-9.]+$"
 )
+RUN_ONCE = ("run", "--mode", "files", "--once")
 _dbs = iter(range(10**6))
 
 
@@ -453,3 +454,30 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
             pass
         time.sleep(0.1)
     return False
+
+
+@pytest.mark.slow
+def test_peak_rss_on_a_million_record_jsonl_file(lab: FilesLab) -> None:
+    base = orjson.dumps({**RECORDS[1], "transactional_id": "00000000-0000-4000-8000-%012d"})
+    head, tail = base.decode().split("%012d")
+    body = "\n".join(f"{head}{i:012d}{tail}" for i in range(1_000_000)).encode() + b"\n"
+    lab.put("2024-12-13/million.jsonl", body)
+    del body
+    measure = (
+        "import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]);"
+        " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
+        " sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measure, *(sys.executable, "-m", "streamer"), *RUN_ONCE],
+        env=lab.env(),
+        cwd=WORKTREE,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert LINE.match(done.stdout.strip()).groups()[:4] == ("1", "0", "1000000", "0")  # type: ignore[union-attr]
+    peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
+    assert peak_mb <= 200, f"peak RSS {peak_mb:.0f} MB"
