@@ -481,3 +481,35 @@ def test_peak_rss_on_a_million_record_jsonl_file(lab: FilesLab) -> None:
     assert LINE.match(done.stdout.strip()).groups()[:4] == ("1", "0", "1000000", "0")  # type: ignore[union-attr]
     peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mb <= 200, f"peak RSS {peak_mb:.0f} MB"
+
+
+@pytest.mark.slow
+def test_a_second_run_fences_the_first(lab: FilesLab) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(100_000)]
+    lines = (orjson.dumps({**RECORDS[1], "id": sid}) for sid in ids)
+    lab.put("2024-12-13/big.jsonl", b"\n".join(lines) + b"\n")
+    assert lab.cli("init", "--mode", "files").returncode == 0
+    first = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "run", "--mode", "files"],
+        env=lab.env(STREAMER_BATCH_SIZE="500"),
+        cwd=WORKTREE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(
+            lambda: lab.sql("SELECT 1 FROM processed_files WHERE resume_position > 0") != []
+        )
+        lab.run_once()
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 1, stderr
+    assert "claimed by another" in stderr
+    assert {row[0] for row in lab.sql("SELECT source_id::text FROM transactions")} == set(ids)
+    assert lab.sql("SELECT processing_status, records_count FROM processed_files") == [
+        ("completed", 100_000)
+    ]
