@@ -58,6 +58,36 @@ def run_poll(
     return summary, source.line(summary)
 
 
+def run_files(
+    settings: Settings, once: bool, metrics: Metrics, stop: StopFlag, state: RunState
+) -> tuple[RunSummary, str]:
+    """Files mode; returns the summary and its line."""
+    from streamer.sink.files import FilesWriter  # noqa: PLC0415
+    from streamer.sources.files.s3 import parse_files_url  # noqa: PLC0415
+    from streamer.sources.files.source import FilesSource  # noqa: PLC0415
+
+    files_url, target_url = settings.require_files()
+    bucket, prefix = parse_files_url(files_url)
+    source = FilesSource(settings, once, metrics)
+    sink = FilesWriter(target_url, settings.target_schema, bucket, prefix)
+    summary = _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
+    return summary, source.line(summary)
+
+
+def init_files(settings: Settings) -> list[str]:
+    """`init --mode files`: the target tables files mode needs (no source database)."""
+    from streamer.sink.files import FilesWriter  # noqa: PLC0415
+    from streamer.sources.files.s3 import parse_files_url  # noqa: PLC0415
+
+    files_url, target_url = settings.require_files()
+    writer = FilesWriter(target_url, settings.target_schema, *parse_files_url(files_url))
+    try:
+        done = writer.prepare()
+    finally:
+        writer.close()
+    return done or ["nothing to do: the target tables of files mode exist"]
+
+
 def _driver(
     settings: Settings,
     source: Source,
@@ -83,11 +113,14 @@ def run_command(settings: Settings, once: bool, stop: StopFlag) -> int:
     report."""
     from streamer.runtime.monitor import SourceMonitor  # noqa: PLC0415
 
-    source_url, _ = settings.require_urls()
-    polling = settings.mode == "poll"
+    files = settings.mode == "files"
+    source_url = settings.require_files()[0] if files else settings.require_urls()[0]
+    polling = settings.mode in ("poll", "files")
     exported = not once or settings.pushgateway_url or settings.metrics_textfile
     metrics = Metrics() if exported or polling else NullMetrics()  # nothing could read them
-    if polling:
+    if files:
+        metrics.set_info(source_url, "")
+    elif polling:
         from streamer.sources.poll import marker_name  # noqa: PLC0415
 
         metrics.set_info(marker_name(settings), "")
@@ -104,7 +137,9 @@ def run_command(settings: Settings, once: bool, stop: StopFlag) -> int:
     try:
         if monitor is not None and not once:
             monitor.start()
-        if polling:
+        if files:
+            _, line = run_files(settings, once, metrics, stop, state)
+        elif polling:
             _, line = run_poll(settings, once, metrics, stop, state)
         else:
             line = run_slot(settings, once, metrics, stop, state).line()
@@ -130,11 +165,12 @@ def export_final_metrics(settings: Settings, metrics: Metrics, state: RunState) 
     from streamer.runtime.dbconn import connect  # noqa: PLC0415
     from streamer.runtime.monitor import refresh  # noqa: PLC0415
 
-    try:
-        with connect("source", settings.require_urls()[0], autocommit=True) as conn:
-            refresh(conn, settings.slot, metrics, state)
-    except StreamerError as exc:
-        log.warning("final lag metrics unavailable: %s", exc)
+    if settings.mode != "files":  # no source database, no replication lag
+        try:
+            with connect("source", settings.require_urls()[0], autocommit=True) as conn:
+                refresh(conn, settings.slot, metrics, state)
+        except StreamerError as exc:
+            log.warning("final lag metrics unavailable: %s", exc)
     if settings.metrics_textfile:
         write_to_textfile(settings.metrics_textfile, metrics.registry)
     if settings.pushgateway_url:

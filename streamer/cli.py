@@ -79,6 +79,38 @@ COMMON_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+def add_files_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
+    """Files mode's flags: the bucket for every command, reading options for `run`."""
+    p.add_argument(
+        "--files-url",
+        dest="files_url",
+        metavar="STREAMER_FILES_URL",
+        help="files mode: bucket and prefix to read, s3://bucket/prefix/ [env STREAMER_FILES_URL]",
+    )
+    if not run:
+        return
+    p.add_argument(
+        "--workers",
+        metavar="STREAMER_FILES_WORKERS",
+        help="files mode: objects read in parallel (default: 4; read one at a time for now)"
+        " [env STREAMER_FILES_WORKERS]",
+    )
+    p.add_argument(
+        "--max-file-bytes",
+        dest="max_file_bytes",
+        metavar="STREAMER_FILES_MAX_BYTES",
+        help="files mode: largest .json document parsed whole (default: 256 MiB)"
+        " [env STREAMER_FILES_MAX_BYTES]",
+    )
+    p.add_argument(
+        "--full-relist",
+        dest="full_relist",
+        action="store_true",
+        default=None,
+        help="files mode: list the whole prefix, not just the recent partitions",
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, exit 2, like our own usage errors
         self.exit(EXIT_USAGE, f"streamer: error: {message} (see `streamer --help`)\n")
@@ -121,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = command("init", "create publication, slot, target tables and checkpoint (idempotent)")
     init.add_argument(
+        "--mode",
+        metavar="STREAMER_MODE",
+        help="files: only the target tables of files mode [env STREAMER_MODE]",
+    )
+    add_files_options(init)
+    init.add_argument(
         "--backfill",
         default="all",
         metavar="{all,unprocessed,none}",
@@ -138,8 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         metavar="STREAMER_MODE",
         help="slot (default): logical replication; poll: periodic SELECTs for sources "
-        "without it (weaker guarantee, see README) [env STREAMER_MODE]",
+        "without it (weaker guarantee, see README); files: objects in an S3 bucket "
+        "[env STREAMER_MODE]",
     )
+    add_files_options(run, run=True)
     run.add_argument(
         "--poll-interval",
         dest="poll_interval",
@@ -174,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(node_exporter textfile collector) [env STREAMER_METRICS_TEXTFILE]",
     )
     status = command("status", "slot, checkpoint, lag and row counts; exit 1 when unhealthy")
+    status.add_argument(
+        "--mode",
+        metavar="STREAMER_MODE",
+        help="files: processed_files by status, oldest unprocessed object [env STREAMER_MODE]",
+    )
+    add_files_options(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--max-lag-bytes", type=int, help="unhealthy above this lag")
     status.add_argument("--max-lag-seconds", type=float, help="unhealthy above this lag")
@@ -186,8 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--mode",
         metavar="STREAMER_MODE",
-        help="which progress marker to verify against: slot (default) or poll [env STREAMER_MODE]",
+        help="which progress marker to verify against: slot (default) or poll; files: "
+        "every listed object completed with its records in the target [env STREAMER_MODE]",
     )
+    add_files_options(verify)
     verify.add_argument(
         "--poll-overlap-seconds",
         dest="poll_overlap",
@@ -237,6 +285,7 @@ def read_environment(cwd: Path | None = None) -> dict[str, str]:
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     dests = [dest for dest, *_ in COMMON_OPTIONS] + ["pushgateway", "metrics_textfile"]
     dests += ["mode", "poll_interval", "poll_overlap", "streaming"]
+    dests += ["files_url", "workers", "max_file_bytes", "full_relist"]
     flags = {dest: getattr(args, dest, None) for dest in dests}
     return load_settings(env, flags)
 

@@ -20,10 +20,12 @@ IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 DEFAULT_BATCH_SIZE = 10000
 DEFAULT_BATCH_TIMEOUT_MS = 100
-MODES = ("slot", "poll")
+MODES = ("slot", "poll", "files")
 STREAMING_CHOICES = ("auto", "on", "off")  # pgoutput protocol 2 streaming of large txns
 DEFAULT_POLL_INTERVAL_S = 43200  # the legacy poller's twice a day
 DEFAULT_POLL_OVERLAP_S = 300
+DEFAULT_FILES_WORKERS = 4
+DEFAULT_FILES_MAX_BYTES = 256 * 1024 * 1024
 
 # env name -> (fallback env name or None)
 ENV_FALLBACKS: Mapping[str, str] = {
@@ -123,6 +125,10 @@ class Settings:
     poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_S
     poll_overlap_seconds: int = DEFAULT_POLL_OVERLAP_S
     streaming: str = "auto"  # auto: on when the source supports it (PostgreSQL 14+)
+    files_url: str | None = None  # files mode: s3://bucket/prefix/
+    files_workers: int = DEFAULT_FILES_WORKERS
+    files_max_bytes: int = DEFAULT_FILES_MAX_BYTES
+    files_full_relist: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -144,12 +150,25 @@ class Settings:
                 "the source database is not configured",
                 hint="set SOURCE_DATABASE_URL (or DATALAKE_DATABASE_URL) or pass --source",
             )
+        return self.source_url, self.require_target()
+
+    def require_target(self) -> str:
+        """The target URL (all files mode needs), or a usage error."""
         if not self.target_url:
             raise ConfigError(
                 "the target database is not configured",
                 hint="set TARGET_DATABASE_URL (or DATABASE_URL) or pass --target",
             )
-        return self.source_url, self.target_url
+        return self.target_url
+
+    def require_files(self) -> tuple[str, str]:
+        """(files URL, target URL) for files mode, or a usage error."""
+        if not self.files_url:
+            raise ConfigError(
+                "--mode files needs the bucket and prefix to read",
+                hint="set STREAMER_FILES_URL or pass --files-url s3://bucket/prefix/",
+            )
+        return self.files_url, self.require_target()
 
 
 def lookup(env: Mapping[str, str], name: str) -> str | None:
@@ -176,6 +195,11 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None
         pick("source_table", "STREAMER_SOURCE_TABLE", "public.raw_transactions"),
         "source table",
     )
+    files_url = pick("files_url", "STREAMER_FILES_URL")
+    if files_url:
+        from streamer.sources.files.s3 import parse_files_url  # noqa: PLC0415
+
+        parse_files_url(files_url)
     target_schema = pick("target_schema", "STREAMER_TARGET_SCHEMA", "public")
     if not IDENT_RE.match(target_schema):
         raise ConfigError(f"target schema {target_schema[:80]!r} is not a plain identifier")
@@ -223,4 +247,15 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None
         streaming=_choice(
             pick("streaming", "STREAMER_STREAMING", "auto"), "streaming", STREAMING_CHOICES
         ),
+        files_url=files_url,
+        files_workers=_int(
+            pick("workers", "STREAMER_FILES_WORKERS", DEFAULT_FILES_WORKERS), "workers", 1, 64
+        ),
+        files_max_bytes=_int(
+            pick("max_file_bytes", "STREAMER_FILES_MAX_BYTES", DEFAULT_FILES_MAX_BYTES),
+            "max file bytes",
+            1,
+            2**40,
+        ),
+        files_full_relist=bool(flags.get("full_relist")),
     )

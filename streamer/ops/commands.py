@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -23,6 +24,11 @@ def cmd_init(args: argparse.Namespace, settings_from: Load) -> int:
 
     mode = validate_mode(args.backfill)
     settings = settings_from()
+    if settings.mode == "files":
+        from streamer.app import init_files  # noqa: PLC0415
+
+        print("\n".join(init_files(settings)))
+        return 0
     done = ensure_all(settings, backfill=mode)
     if done:
         for line in done:
@@ -44,10 +50,17 @@ def cmd_run(args: argparse.Namespace, settings_from: Load) -> int:
 def cmd_verify(args: argparse.Namespace, settings_from: Load) -> int:
     from streamer.ops.verify import verify  # noqa: PLC0415
 
-    since = _timestamp(args.since, "--since") if args.since is not None else None
-    if args.settle < 0:
-        raise ConfigError(f"--settle must be 0 or more seconds, got {args.settle}")
-    report = verify(settings_from(), since, args.settle, args.skip_processed)
+    settings = settings_from()
+    report: Any
+    if settings.mode == "files":
+        from streamer.ops.files import files_verify  # noqa: PLC0415
+
+        report = files_verify(settings)
+    else:
+        since = _timestamp(args.since, "--since") if args.since is not None else None
+        if args.settle < 0:
+            raise ConfigError(f"--settle must be 0 or more seconds, got {args.settle}")
+        report = verify(settings, since, args.settle, args.skip_processed)
     if args.json:
         print(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -84,7 +97,14 @@ def cmd_replay(args: argparse.Namespace, settings_from: Load) -> int:
 def cmd_status(args: argparse.Namespace, settings_from: Load) -> int:
     from streamer.ops.status import gather  # noqa: PLC0415
 
-    status = gather(settings_from(), args.max_lag_bytes, args.max_lag_seconds)
+    settings = settings_from()
+    status: Any
+    if settings.mode == "files":
+        from streamer.ops.files import files_status  # noqa: PLC0415
+
+        status = files_status(settings, args.max_lag_seconds)
+    else:
+        status = gather(settings, args.max_lag_bytes, args.max_lag_seconds)
     if args.json:
         print(orjson.dumps(status.as_json(), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 STAGES: Final = ("replication", "decode", "normalize", "write")
 DATABASES: Final = ("source", "target")
+FILE_OUTCOMES: Final = ("completed", "failed", "skipped")
 LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
@@ -116,6 +117,20 @@ class Metrics:
             ["version", "slot", "publication"],
             registry=r,
         )
+        # files mode
+        self.files = Counter(
+            "streamer_files", "Objects by outcome (skipped: unknown format)", ["status"], registry=r
+        )
+        self.file_bytes = Counter(
+            "streamer_file_bytes", "Bytes of the objects completed", registry=r
+        )
+        self.oldest_pending_file_age = Gauge(
+            "streamer_oldest_pending_file_age_seconds",
+            "Age (since last modified) of the oldest object listed but not yet processed",
+            registry=r,
+        )
+        for outcome in FILE_OUTCOMES:
+            self.files.labels(outcome)
         # Pre-create closed-set series so dashboards and alerts see zeros, not gaps.
         for provider in sorted(KNOWN_PROVIDERS | {"other"}):
             self.rows.labels("normalized", provider)

@@ -19,6 +19,7 @@ from typing import Any
 from psycopg.adapt import Transformer
 
 from streamer.lsn import format_lsn
+from streamer.normalize.records import Rejection
 from streamer.pgtime import pg_us_to_iso
 from streamer.sources.batching import TXN, Batch, TxnChunk
 
@@ -38,6 +39,13 @@ def encode_rows(rows: Iterable[Sequence[Any]]) -> bytes | None:
     for row in rows:
         format_row_text(row, transformer, out)
     return bytes(out)
+
+
+def rejected_fields(row: Rejection) -> tuple[Any, ...]:
+    """The rejected row as stored: a rejection whose transactional id is unknown (a file
+    record that could not be parsed) carries "" and is stored as NULL (the column is a
+    nullable uuid; "" is no uuid). The one place every write path maps it."""
+    return row if row.transactional_id else row._replace(transactional_id=None)  # type: ignore[arg-type]
 
 
 def commit_info(chunk: TxnChunk) -> tuple[str, str | None]:
@@ -60,7 +68,7 @@ def encode_batch(batch: Batch) -> tuple[bytes, bytes] | None:
         tail = commit_info(chunk)
         canonical.extend([row + tail for row in chunk.canonical])
         if chunk.rejected:
-            rejected.extend([row + tail for row in chunk.rejected])
+            rejected.extend([rejected_fields(row) + tail for row in chunk.rejected])
     canonical_text = encode_rows(canonical)
     rejected_text = encode_rows(rejected)
     if canonical_text is None or rejected_text is None:

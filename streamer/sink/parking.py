@@ -21,6 +21,7 @@ from psycopg import sql
 from streamer.lsn import format_lsn
 from streamer.normalize.records import Rejection
 from streamer.pgtime import pg_us_to_iso
+from streamer.sink.copy_text import rejected_fields
 from streamer.sink.refusals import RowInserter, is_transient, refusal, refusal_detail
 from streamer.sink.tables import (
     PARKED,
@@ -122,12 +123,11 @@ class Parking:
 
     def _park(self, cur: psycopg.Cursor[Any], chunks: list[TxnChunk]) -> None:
         slot = self.slot
-        for query, canonical in ((self._copy_tx, True), (self._copy_rej, False)):
-            rows = [
-                (slot, chunk.xid, chunk.subxid, *row)
-                for chunk in chunks
-                for row in (chunk.canonical if canonical else chunk.rejected)
-            ]
+        canonical = [(slot, c.xid, c.subxid, *row) for c in chunks for row in c.canonical]
+        rejected = [
+            (slot, c.xid, c.subxid, *rejected_fields(row)) for c in chunks for row in c.rejected
+        ]
+        for query, rows in ((self._copy_tx, canonical), (self._copy_rej, rejected)):
             if rows:
                 with cur.copy(query) as copy:
                     for row in rows:

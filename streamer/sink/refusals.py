@@ -16,7 +16,7 @@ from psycopg import sql
 
 from streamer.normalize.records import Canonical, Rejection
 from streamer.sink.base import Written
-from streamer.sink.copy_text import commit_info
+from streamer.sink.copy_text import commit_info, rejected_fields
 from streamer.sink.tables import REJECTED, REJECTED_COLUMNS, TRANSACTION_COLUMNS, TRANSACTIONS
 from streamer.sources.batching import TxnChunk
 
@@ -83,7 +83,7 @@ class RowInserter:
                     refused.append(rejection)
                     self.store_refusal(cur, rejection, tail)
             for rejected in chunk.rejected:
-                cur.execute(self._rej, (*rejected, *tail, rejected.source_id))
+                cur.execute(self._rej, (*rejected_fields(rejected), *tail, rejected.source_id))
                 if cur.rowcount == 0:
                     skipped.add(rejected.source_id)
         return Written(refused, frozenset(skipped))

@@ -11,11 +11,15 @@ from sqlalchemy.types import UserDefinedType
 from streamer.runtime.dbconn import connect
 from streamer.sink.tables import (
     CHECKPOINTS,
+    FILE_RECORDS,
     PARKED,
     PARKED_REJECTED,
+    PROCESSED_FILES,
     REJECTED,
     TRANSACTIONS,
 )
+
+FILE_STATUSES = ("pending", "processing", "completed", "failed")
 
 
 class PgLsn(UserDefinedType[str]):
@@ -27,7 +31,8 @@ class PgLsn(UserDefinedType[str]):
         return "pg_lsn"
 
 
-def build_metadata(schema: str) -> sa.MetaData:
+def build_metadata(schema: str, *, files: bool = False) -> sa.MetaData:
+    """The target tables; `files` adds files mode's bookkeeping (`add_files_tables`)."""
     metadata = sa.MetaData(schema=schema)
     now = sa.text("now()")
     sa.Table(
@@ -80,6 +85,8 @@ def build_metadata(schema: str) -> sa.MetaData:
         sa.Column("updated_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=now),
     )
     _parked_tables(metadata)
+    if files:
+        add_files_tables(metadata)
     return metadata
 
 
@@ -106,7 +113,59 @@ def _parked_tables(metadata: sa.MetaData) -> None:
         )
 
 
-def create_tables(libpq_url: str, schema: str) -> list[str]:
+def add_files_tables(metadata: sa.MetaData) -> None:
+    """`processed_files` (the seed's columns, so its monitoring SQL runs verbatim, plus
+    the resume position committed with each chunk) and `processed_file_records`, which
+    maps every target row to the object version and record position it came from."""
+    statuses = ", ".join(f"'{s}'" for s in FILE_STATUSES)
+    sa.Table(
+        PROCESSED_FILES,
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("bucket", sa.Text, nullable=False),
+        sa.Column("object_key", sa.Text, nullable=False),
+        sa.Column("file_path", sa.Text, nullable=False),
+        sa.Column("etag", sa.Text, nullable=False),
+        sa.Column("file_size", sa.BigInteger, nullable=False),
+        sa.Column("file_format", sa.Text, nullable=False),
+        sa.Column("last_modified", sa.TIMESTAMP(timezone=True)),
+        sa.Column("records_count", sa.BigInteger),
+        sa.Column("rows_normalized", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("rows_rejected", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("processing_status", sa.Text, nullable=False, server_default="pending"),
+        sa.Column("error_message", sa.Text),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.Column("resume_position", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("started_at", sa.TIMESTAMP(timezone=True)),
+        sa.Column("completed_at", sa.TIMESTAMP(timezone=True)),
+        sa.Column(
+            "discovered_at",
+            sa.TIMESTAMP(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
+        ),
+        sa.UniqueConstraint("bucket", "object_key", "etag", name="processed_files_version_key"),
+        sa.CheckConstraint(
+            f"processing_status IN ({statuses})", name="processed_files_status_check"
+        ),
+        sa.Index("processed_files_status_idx", "processing_status", "bucket", "object_key"),
+    )
+    sa.Table(
+        FILE_RECORDS,
+        metadata,
+        sa.Column(
+            "file_id",
+            sa.BigInteger,
+            sa.ForeignKey(f"{metadata.schema}.{PROCESSED_FILES}.id"),
+            primary_key=True,
+        ),
+        sa.Column("position", sa.BigInteger, primary_key=True),
+        sa.Column("source_id", pg.UUID(as_uuid=False), nullable=False),
+        sa.Index("processed_file_records_source_id_idx", "source_id"),
+    )
+
+
+def create_tables(libpq_url: str, schema: str, *, files: bool = False) -> list[str]:
     """Create the schema and target tables that are missing; returns the names created.
 
     Connections come from `dbconn.connect`, so errors read like everywhere else.
@@ -122,7 +181,7 @@ def create_tables(libpq_url: str, schema: str) -> list[str]:
             if schema not in inspector.get_schema_names():
                 conn.execute(sa.schema.CreateSchema(schema))
             existing = set(inspector.get_table_names(schema=schema))
-            metadata = build_metadata(schema)
+            metadata = build_metadata(schema, files=files)
             metadata.create_all(conn, checkfirst=True)
     finally:
         engine.dispose()

@@ -15,6 +15,8 @@ CHECKPOINTS = "streamer_checkpoints"
 # In-progress streamed transactions (pgoutput protocol 2), parked until their commit.
 PARKED = "streamer_parked_transactions"
 PARKED_REJECTED = "streamer_parked_rejected"
+PROCESSED_FILES = "processed_files"  # files mode: one row per object version
+FILE_RECORDS = "processed_file_records"  # files mode: provenance of every target row
 
 # COPY column order; equals the field order of Canonical / Rejection plus the commit info
 # appended by the writer.
@@ -54,33 +56,43 @@ PARKED_COLUMNS = PARKED_KEYS + TRANSACTION_COLUMNS[:-2]
 PARKED_REJECTED_COLUMNS = PARKED_KEYS + REJECTED_COLUMNS[:-2]
 
 ALL_TABLES = (TRANSACTIONS, REJECTED, CHECKPOINTS, PARKED, PARKED_REJECTED)
+FILES_TABLES = (PROCESSED_FILES, FILE_RECORDS)
 
 
-def missing_tables(conn: psycopg.Connection[Any], schema: str) -> list[str]:
-    """Names of the target tables that do not exist yet in `schema`."""
+def wanted_tables(files: bool) -> tuple[str, ...]:
+    """The tables a mode needs: files mode adds its bookkeeping to the common ones."""
+    return ALL_TABLES + FILES_TABLES if files else ALL_TABLES
+
+
+def missing_tables(conn: psycopg.Connection[Any], schema: str, *, files: bool = False) -> list[str]:
+    """Names of the target tables (of files mode too, with `files`) missing in `schema`."""
     rows = conn.execute(
         "SELECT name FROM unnest(%s::text[]) WITH ORDINALITY AS t(name, n)"
         " WHERE to_regclass(format('%%I.%%I', %s::text, name)) IS NULL ORDER BY n",
-        (list(ALL_TABLES), schema),
+        (list(wanted_tables(files)), schema),
     ).fetchall()
     return [row[0] for row in rows]
 
 
 def ensure_tables(
-    target_url: str, schema: str, conn: psycopg.Connection[Any] | None = None
+    target_url: str,
+    schema: str,
+    conn: psycopg.Connection[Any] | None = None,
+    *,
+    files: bool = False,
 ) -> list[str]:
     """Create missing target tables; SQLAlchemy is only imported when one is missing.
     `conn` (else a connection of its own) is only used to look."""
     with translated("target", target_url, "creating the target tables"):
         if conn is None:
             with connect("target", target_url, autocommit=True) as own:
-                missing = missing_tables(own, schema)
+                missing = missing_tables(own, schema, files=files)
         else:
-            missing = missing_tables(conn, schema)
+            missing = missing_tables(conn, schema, files=files)
             if not conn.autocommit:
                 conn.rollback()
         if not missing:
             return []
         from streamer.sink.schema import create_tables  # noqa: PLC0415
 
-        return create_tables(target_url, schema)
+        return create_tables(target_url, schema, files=files)

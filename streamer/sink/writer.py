@@ -24,7 +24,7 @@ from streamer.runtime import failpoints
 from streamer.runtime.dbconn import connect
 from streamer.sink.base import NOTHING_LEFT_OUT, Written
 from streamer.sink.checkpoints import Checkpoints
-from streamer.sink.copy_text import commit_info, encode_batch
+from streamer.sink.copy_text import commit_info, encode_batch, rejected_fields
 from streamer.sink.parking import Parking
 from streamer.sink.refusals import RowInserter, is_transient
 from streamer.sink.tables import (
@@ -47,6 +47,8 @@ STAGE_REJ: Final = "streamer_stage_rejected"
 class BatchWriter:
     """Owns the target connection; used from one thread at a time (the writer thread
     while a run streams). Implements the `Sink` seam."""
+
+    files_tables = False  # `prepare` also creates files mode's tables (sink/files.py)
 
     def __init__(self, url: str, schema: str, slot: str) -> None:
         self._url = url
@@ -87,7 +89,7 @@ class BatchWriter:
             conn = self.conn
         return [
             f"created target table {self._schema}.{name}"
-            for name in ensure_tables(self._url, self._schema, conn)
+            for name in ensure_tables(self._url, self._schema, conn, files=self.files_tables)
         ]
 
     def claim(self, initial_lsn: int) -> int:
@@ -319,8 +321,12 @@ def _with_commit(chunks: list[TxnChunk], canonical: bool) -> Iterable[tuple[Any,
     for chunk in chunks:
         committed, lsn = commit_info(chunk)
         tail: tuple[Any, ...] = (committed, lsn) if lsn is not None else (committed,)
-        for row in chunk.canonical if canonical else chunk.rejected:
-            yield (*row, *tail)
+        if canonical:
+            for row in chunk.canonical:
+                yield (*row, *tail)
+        else:
+            for rejected in chunk.rejected:
+                yield (*rejected_fields(rejected), *tail)
 
 
 def _crash_midway(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
