@@ -170,31 +170,49 @@ def test_two_streams_committed_in_the_opposite_order_of_their_start(lab18: Lab) 
     assert parse_lsn(lsn["second"]) < parse_lsn(lsn["first"])
 
 
-@pytest.mark.parametrize("point", ["after_decode", "before_commit", "after_commit", "parked"])
-def test_sigkill_during_a_stream_then_restart_gives_the_exact_set(lab18: Lab, point: str) -> None:
-    """Killed while a streamed transaction is parked: the next run forgets the parked
-    rows, the server streams the transaction again, and it arrives exactly once."""
+@pytest.mark.parametrize(
+    ("point", "hit"), [("after_decode", 3), ("before_commit", 3), ("after_commit", 1)]
+)
+def test_sigkill_at_a_failpoint_inside_a_stream_then_rerun_gives_the_exact_set(
+    lab18: Lab, point: str, hit: int
+) -> None:
+    """The streamed transaction is decoded (and streamed: it outgrows the source's
+    logical_decoding_work_mem) by a `run --once` that dies at the failpoint: mid-stream
+    with parked rows, or right after its commit reached the target but before the slot
+    was told. The next run forgets the parked rows, the server streams the transaction
+    again, and it arrives exactly once."""
     lab = lab18
     assert lab.cli("init").returncode == 0
-    env = lab.env(STREAMER_BATCH_SIZE="2000")
-    if point != "parked":
-        env["STREAMER_FAILPOINT"] = f"{point}:3"
-    proc = lab.start("run", env=env)
+    lab.sql(lab.source_url, INSERT, ("big", 60_000))
+    lab.insert([({"amt": 1, "p_id": "Stripe"}, {"id": "m"})] * 20, per_txn=2)
+    env = lab.env(STREAMER_BATCH_SIZE="2000", STREAMER_FAILPOINT=f"{point}:{hit}")
+    killed = lab.cli("run", "--once", env=env, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert_confirmed_within_checkpoint(lab)
+    result = lab.cli("run", "--once", timeout=300)
+    assert result.returncode == 0, result.stderr
+    lab.assert_exact_set()
+    assert applied(lab, "big") == 60_000
+    assert_confirmed_within_checkpoint(lab)
+
+
+def test_sigkill_between_stream_stop_and_stream_commit_then_restart(lab18: Lab) -> None:
+    """Killed while a streamed transaction is open on the source and parked on the
+    target: the restarted run forgets the parked rows and gets the whole transaction."""
+    lab = lab18
+    assert lab.cli("init").returncode == 0
+    proc = lab.start("run", env=lab.env(STREAMER_BATCH_SIZE="2000"))
     with psycopg.connect(lab.source_url) as conn:
         conn.execute(INSERT, ("big", 60_000))
-        if point == "parked":  # between Stream Stop and Stream Commit
-            assert lab.wait_for(lambda: parked(lab) > 0, timeout=120)
-            lab.stop(proc, sig=signal.SIGKILL)
+        assert lab.wait_for(lambda: parked(lab) > 0, timeout=120)
+        lab.stop(proc, sig=signal.SIGKILL)
         conn.commit()
     lab.insert([({"amt": 1, "p_id": "Stripe"}, {"id": "m"})] * 20, per_txn=2)
-    if point != "parked":
-        assert lab.wait_for(lambda: proc.poll() is not None, timeout=120), "failpoint not hit"
-        proc.communicate(timeout=10)
-        assert proc.returncode == -signal.SIGKILL
     assert_confirmed_within_checkpoint(lab)
     time.sleep(0.5)
     result = lab.cli("run", "--once", timeout=300)
     assert result.returncode == 0, result.stderr
     lab.assert_exact_set()
     assert applied(lab, "big") == 60_000
+    assert parked(lab) == 0
     assert_confirmed_within_checkpoint(lab)
