@@ -141,6 +141,23 @@ class LocalCluster:
         if (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
+    def clone_standby(self, name: str, slot: str, **settings: Any) -> LocalCluster:
+        """A physical standby of this running server (`pg_basebackup -R` over the
+        physical slot `slot`, created here); not started. The conninfo names a database,
+        so `primary_conninfo` carries the dbname that slot synchronization needs."""
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute("SELECT pg_create_physical_replication_slot(%s)", (slot,))
+        standby = LocalCluster(self.bindir, name, **settings)
+        conninfo = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+        standby._run(
+            "pg_basebackup", "-D", str(standby.data), "-d", conninfo, "-R", "-S", slot,
+            "-X", "stream", "--no-sync",
+        )  # fmt: skip
+        return standby
+
+    def promote(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "promote")
+
     def restart(self, mode: str = "fast") -> None:
         self.stop(mode)
         self.start()

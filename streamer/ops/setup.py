@@ -95,10 +95,11 @@ def _create_slot_and_backfill(settings: Settings, writer: BatchWriter, mode: str
     done = []
     with (
         translated("source", source_url, "creating the slot"),
-        ExportedSlot(source_url, settings.slot) as exported,
+        ExportedSlot(source_url, settings.slot, settings.slot_failover) as exported,
     ):
         lsn = exported.consistent_lsn
-        done.append(f"created replication slot {settings.slot} at {format_lsn(lsn)}")
+        failover = " with failover" if exported.failover else ""
+        done.append(f"created replication slot {settings.slot}{failover} at {format_lsn(lsn)}")
         if mode == "none":
             writer.checkpoints.ensure(lsn)
         else:

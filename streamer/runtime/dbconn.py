@@ -106,6 +106,29 @@ def connect_replication(url: str) -> pq.abc.PGconn:
     return pgconn
 
 
+def replication_in_recovery(pgconn: pq.abc.PGconn) -> bool:
+    """`pg_is_in_recovery()` over a replication connection (SQL is allowed there before
+    START_REPLICATION): a standby must not be streamed from or get a new slot."""
+    result = pgconn.exec_(b"SELECT pg_is_in_recovery()")
+    if result.status != pq.ExecStatus.TUPLES_OK or result.ntuples == 0:
+        reason = _first_line(pgconn.get_error_message())
+        raise ConnectionFailed(
+            f"cannot ask the source whether it is a standby: {reason}",
+            database="source",
+        )
+    return bytes(result.get_value(0, 0) or b"") == b"t"
+
+
+def pinned(url: str, conn: psycopg.Connection[Any]) -> str:
+    """`url` narrowed to the one server `conn` reached, so a second connection (the
+    replication stream) lands on the server whose slot was just checked."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params.update(host=conn.info.host, port=str(conn.info.port))
+    if "hostaddr" in params:
+        params["hostaddr"] = conn.info.hostaddr
+    return psycopg.conninfo.make_conninfo("", **params)
+
+
 @contextlib.contextmanager
 def translated(role: str, url: str, doing: str) -> Iterator[None]:
     """Translate driver errors raised while `doing` something into our error tree."""
