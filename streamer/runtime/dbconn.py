@@ -43,6 +43,7 @@ _TLS_MARKERS = (
 _ENV_HINT = {
     "source": "check SOURCE_DATABASE_URL / --source and that the server is running",
     "target": "check TARGET_DATABASE_URL / --target and that the server is running",
+    "standby": "check the --standby URL and that the standby is running",
 }
 
 
