@@ -78,6 +78,7 @@ def gather(
         connect("source", source_url, autocommit=True) as conn,
     ):
         status.source_host = admin.serving_host(conn, source_url)
+        admin.require_primary(conn, status.source_host)
         current = admin.current_wal_lsn(conn)
         info = admin.slot_info(conn, settings.slot)
     status.current_wal_lsn = format_lsn(current)
