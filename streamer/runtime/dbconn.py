@@ -48,8 +48,13 @@ _ENV_HINT = {
 
 
 def conninfo(url: str, **extra: Any) -> str:
-    """The URL with our defaults filled in (the user's own parameters take precedence)."""
+    """The URL with our defaults filled in (the user's own parameters take precedence).
+
+    With several hosts and no target_session_attrs, libpq would take the first that
+    answers, a standby included; both edges need the primary, so ask for it."""
     params = psycopg.conninfo.conninfo_to_dict(url)
+    if "," in str(params.get("host") or params.get("hostaddr") or ""):
+        params.setdefault("target_session_attrs", "primary")
     merged = {**SAFE_DEFAULTS, **params, **extra}
     return psycopg.conninfo.make_conninfo("", **merged)
 

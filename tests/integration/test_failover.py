@@ -53,7 +53,7 @@ class Pair:
         )
 
     def env(self, **extra: str) -> dict[str, str]:
-        return self.lab.env(SOURCE_DATABASE_URL=self.url, PYTHONPATH=REPO, **extra)
+        return self.lab.env(**{"SOURCE_DATABASE_URL": self.url, "PYTHONPATH": REPO, **extra})
 
     def standby_url(self, db: str | None = None) -> str:
         return self.standby.url(db or self.lab.name)
@@ -320,6 +320,20 @@ def test_check_standby_names_each_missing_setting_with_its_fix(bare_pair: Pair) 
     assert "[FAIL] synchronized_standby_slots: names nosuch" in check.stdout
     lab.sql(bare_pair.primary.url(), "ALTER SYSTEM RESET synchronized_standby_slots")
     lab.sql(bare_pair.primary.url(), "SELECT pg_reload_conf()")
+    # a standby is never set up or streamed from: one clear line
+    standby_only = bare_pair.env(SOURCE_DATABASE_URL=bare_pair.standby_url())
+    for command in (("init",), ("status",)):
+        refused = lab.cli(*command, env=standby_only)
+        assert refused.returncode == 1, refused.stderr
+        assert "is a standby (in recovery)" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    # two hosts, standby first, no target_session_attrs: libpq is asked for the primary
+    swapped = (
+        f"postgresql://postgres@127.0.0.1:{bare_pair.standby.port},"
+        f"127.0.0.1:{bare_pair.primary.port}/{lab.name}"
+    )
+    status = lab.cli("status", "--json", env=bare_pair.env(SOURCE_DATABASE_URL=swapped))
+    assert f'"source_host": "127.0.0.1:{bare_pair.primary.port}"' in status.stdout, status
     # `run --slot-failover on` turns failover on for the existing slot
     once = lab.cli("run", "--once", "--slot-failover", "on", env=bare_pair.env())
     assert once.returncode == 0, once.stderr

@@ -180,8 +180,8 @@ def require_primary(conn: psycopg.Connection[Any], where: str) -> None:
     if _scalar(conn, "SELECT pg_is_in_recovery()"):
         raise SourceUnavailable(
             f"the source at {where} is a standby (in recovery), not a primary",
-            hint="list the primary (and its standbys) in the source URL with "
-            "target_session_attrs=read-write; streamer waits for a primary",
+            hint="list the primary and its standbys in the source URL "
+            "(postgresql://h1:5432,h2:5432/db: streamer then asks libpq for the primary)",
         )
 
 

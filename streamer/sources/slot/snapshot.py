@@ -36,7 +36,7 @@ class ExportedSlot:
                 raise SourceUnavailable(
                     f"the source at {describe_url(self._url)} is a standby: the slot is "
                     "created on the primary",
-                    hint="add target_session_attrs=read-write to a multi-host source URL",
+                    hint="list the primary in the source URL",
                 )
             self.failover = failover_wanted(self._failover, pgconn.server_version)
         except BaseException:
