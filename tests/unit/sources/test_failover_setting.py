@@ -1,11 +1,13 @@
-"""STREAMER_SLOT_FAILOVER against the server version, and the host info gauge."""
+"""STREAMER_SLOT_FAILOVER against the server version, multi-host URLs, the host gauge."""
 
 from __future__ import annotations
 
 import pytest
 from prometheus_client import CollectorRegistry
+from psycopg.conninfo import conninfo_to_dict
 
 from streamer.errors import PreflightFailed
+from streamer.runtime.dbconn import conninfo
 from streamer.runtime.metrics import Metrics
 from streamer.sources.slot.admin import failover_wanted
 
@@ -41,3 +43,11 @@ def test_source_host_gauge_marks_one_configured_host() -> None:
     assert value("streamer_source_host_info", {"host": "db2:5432"}) == 1
     assert value("streamer_source_host_info", {"host": "db1:5432"}) == 0
     assert value("streamer_source_host_info", {"host": "other"}) == 0
+
+
+def test_a_multi_host_url_asks_for_the_primary_unless_it_chooses() -> None:
+    many = conninfo_to_dict(conninfo("postgresql://u@h1:5432,h2:5432/db"))
+    assert many["target_session_attrs"] == "primary"
+    chosen = "postgresql://u@h1,h2/db?target_session_attrs=read-write"
+    assert conninfo_to_dict(conninfo(chosen))["target_session_attrs"] == "read-write"
+    assert "target_session_attrs" not in conninfo_to_dict(conninfo("postgresql://u@h1/db"))
