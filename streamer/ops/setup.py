@@ -47,7 +47,7 @@ def ensure_all(
             translated("source", source_url, "setting up replication"),
             connect("source", source_url, autocommit=True) as conn,
         ):
-            admin.require_primary(conn, admin.serving_host(conn, source_url))
+            admin.require_primary(conn, admin.server_address(conn))
             admin.check_source(conn, settings)
             if admin.ensure_publication(conn, settings):
                 done.append(
@@ -126,7 +126,7 @@ def resync(settings: Settings) -> list[str]:
         translated("source", source_url, "preparing the resync"),
         connect("source", source_url, autocommit=True) as conn,
     ):
-        admin.require_primary(conn, admin.serving_host(conn, source_url))
+        admin.require_primary(conn, admin.server_address(conn))
         admin.check_source(conn, settings)
         if admin.ensure_publication(conn, settings):
             done.append(f"created publication {settings.publication}")

@@ -26,7 +26,7 @@ class Status:
     wal_status: str | None = None
     slot_failover: bool | None = None  # None before PostgreSQL 17
     slot_synced: bool | None = None
-    source_host: str | None = None  # the configured host:port that answered
+    source_host: str | None = None  # host:port of the server that answered (the primary)
     confirmed_flush_lsn: str | None = None
     checkpoint_lsn: str | None = None
     current_wal_lsn: str | None = None
@@ -77,7 +77,7 @@ def gather(
         translated("source", source_url, "reading the slot"),
         connect("source", source_url, autocommit=True) as conn,
     ):
-        status.source_host = admin.serving_host(conn, source_url)
+        status.source_host = admin.server_address(conn)
         admin.require_primary(conn, status.source_host)
         current = admin.current_wal_lsn(conn)
         info = admin.slot_info(conn, settings.slot)

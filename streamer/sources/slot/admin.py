@@ -167,10 +167,15 @@ def failover_wanted(setting: str, server_version: int) -> bool:
     return False
 
 
+def server_address(conn: psycopg.Connection[Any]) -> str:
+    """`host:port` of the server `conn` reached, as libpq names it (one of the URL's)."""
+    return f"{conn.info.host}:{conn.info.port}"
+
+
 def serving_host(conn: psycopg.Connection[Any], url: str) -> str:
-    """The configured `host:port` (from the URL, never from the server) that `conn`
-    reached; "other" when libpq's answer matches none of them."""
-    here = f"{conn.info.host}:{conn.info.port}"
+    """A metric label: the configured `host:port` (from the URL, never from the server)
+    that `conn` reached; "other" when libpq's answer matches none of them."""
+    here = server_address(conn)
     return here if here in url_hosts(url) else "other"
 
 

@@ -54,7 +54,7 @@ class SlotSource:
         on_host: Callable[[str], object] | None = None,
     ) -> None:
         self.settings = settings
-        self._on_host = on_host  # told the configured host:port of each server streamed from
+        self._on_host = on_host  # told the metric label of each server streamed from
         self.source_url, _ = settings.require_urls()
         self.once = once
         self.stop_lsn: int | None = None  # with once: the source WAL position at the start
@@ -74,7 +74,7 @@ class SlotSource:
             translated("source", self.source_url, "checking the slot"),
             connect("source", self.source_url, autocommit=True) as conn,
         ):
-            host = admin.serving_host(conn, self.source_url)
+            host, label = admin.server_address(conn), admin.serving_host(conn, self.source_url)
             admin.require_primary(conn, host)
             stream_url = pinned(self.source_url, conn)  # the stream checks the same server
             admin.check_source(conn, settings)
@@ -110,7 +110,7 @@ class SlotSource:
             stream.enable_failover(settings.slot)
             log.info("turned failover on for replication slot %s", settings.slot)
         if self._on_host is not None:
-            self._on_host(host)
+            self._on_host(label)
         wal_sender_timeout = parse_duration(stream.server_setting("wal_sender_timeout"))
         stream.start(settings.slot, settings.publication, checkpoint or 0)
         claimed = sink.claim(checkpoint if checkpoint is not None else confirmed)
