@@ -12,7 +12,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -41,7 +40,6 @@ class Pair:
     primary: LocalCluster
     standby: LocalCluster
     lab: Lab
-    promoted: bool = False
     committed: list[str] = field(default_factory=list)  # ids whose commit returned
 
     @property
@@ -88,7 +86,6 @@ class Pair:
         """The primary dies (no shutdown checkpoint, clients cut), the standby takes over."""
         self.primary.stop("immediate")
         self.standby.promote()
-        self.promoted = True
         assert self.lab.wait_for(
             lambda: not self.lab.scalar(self.standby.url(), "SELECT pg_is_in_recovery()"), 30
         )
@@ -144,7 +141,8 @@ def pg18_target(
     return pg18_clusters[1]
 
 
-def _make_pair(target: LocalCluster, name: str, **standby: Any) -> Iterator[Pair]:
+def _make_pair(target: LocalCluster, name: str, sync: bool = True) -> Iterator[Pair]:
+    """With `sync`, the standby synchronizes slots; without, it has none of the settings."""
     primary = LocalCluster(wheel_bindir(), f"{name}-primary", **FAST_SETTINGS).start()
     clusters = [primary]
     lab: Lab | None = None
@@ -152,7 +150,6 @@ def _make_pair(target: LocalCluster, name: str, **standby: Any) -> Iterator[Pair
         if _server_version(primary) < 170000:
             pytest.skip("failover slots need PostgreSQL 17+")
         lab = Lab(primary, target, f"fo{os.getpid()}_{name}")
-        sync = standby.pop("sync", True)
         replica = primary.clone_standby(
             f"{name}-standby",
             "standby1" if sync else None,
