@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from streamer import __version__
-from streamer.config import Settings
+from streamer.config import Settings, url_hosts
 from streamer.errors import StreamerError
 from streamer.runtime.health import RunState
 from streamer.runtime.metrics import Metrics, NullMetrics
@@ -39,8 +39,14 @@ def run_slot(
         for line in ensure_all(settings, writer=writer):
             log.info("%s", line)
 
-    _, target_url = settings.require_urls()
-    source = SlotSource(settings, once, setup=prepare if setup else None)
+    source_url, target_url = settings.require_urls()
+    hosts = url_hosts(source_url)
+    source = SlotSource(
+        settings,
+        once,
+        setup=prepare if setup else None,
+        on_host=lambda host: metrics.set_source_host(host, hosts),
+    )
     sink = BatchWriter(target_url, settings.target_schema, settings.slot)
     return _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
 

@@ -65,6 +65,13 @@ COMMON_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         f"max wait before a partial batch is written (default: {DEFAULT_BATCH_TIMEOUT_MS})",
     ),
     (
+        "slot_failover",
+        "--slot-failover",
+        "STREAMER_SLOT_FAILOVER",
+        "auto|on|off: create the slot with failover, so PostgreSQL 17+ standbys "
+        "synchronize it (default: auto, on for 17+)",
+    ),
+    (
         "metrics_host",
         "--metrics-host",
         "STREAMER_METRICS_HOST",
@@ -223,7 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--max-lag-bytes", type=int, help="unhealthy above this lag")
     status.add_argument("--max-lag-seconds", type=float, help="unhealthy above this lag")
-    command("check", "preflight checklist with a fix for each failure")
+    check = command("check", "preflight checklist with a fix for each failure")
+    check.add_argument(
+        "--standby",
+        metavar="URL",
+        help="also check this physical standby's slot synchronization settings",
+    )
     verify = command("verify", "compare source and target ids; exit 1 on any difference")
     verify.add_argument(
         "--since", metavar="TIMESTAMP", help="only rows created at or after this time"

@@ -26,6 +26,7 @@ DEFAULT_POLL_INTERVAL_S = 43200  # the legacy poller's twice a day
 DEFAULT_POLL_OVERLAP_S = 300
 DEFAULT_FILES_WORKERS = 4
 DEFAULT_FILES_MAX_BYTES = 256 * 1024 * 1024
+SLOT_FAILOVER = ("auto", "on", "off")  # auto: on when the source runs PostgreSQL 17+
 
 # env name -> (fallback env name or None)
 ENV_FALLBACKS: Mapping[str, str] = {
@@ -39,26 +40,46 @@ def normalize_url(url: str, what: str) -> str:
     url = url.strip()
     url = re.sub(r"^postgres(?:ql)?\+[a-z0-9_]+://", "postgresql://", url)
     try:
-        psycopg.conninfo.conninfo_to_dict(url)
+        params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         raise ConfigError(
             f"{what} is not a valid PostgreSQL URL or conninfo string",
             hint="use the form postgresql://user@host:5432/dbname",
         ) from None
+    hosts = str(params.get("host") or "").split(",")
+    ports = str(params.get("port") or "").split(",")
+    if len(ports) > 1 and len(ports) != len(hosts):
+        raise ConfigError(
+            f"{what} lists {len(hosts)} hosts but {len(ports)} ports",
+            hint="give one port for all hosts or one per host: postgresql://h1:5432,h2:5432/db",
+        )
     return url
 
 
+def url_hosts(url: str) -> list[str]:
+    """The configured `host:port` of every server a (multi-host) URL names, in order.
+
+    libpq's lists: `h1,h2` with one port for all or one port each."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return []
+    hosts = str(params.get("host") or "localhost").split(",")
+    ports = str(params.get("port") or "5432").split(",")
+    if len(ports) == 1:
+        ports *= len(hosts)
+    return [f"{h or 'localhost'}:{p or '5432'}" for h, p in zip(hosts, ports, strict=False)]
+
+
 def describe_url(url: str) -> str:
-    """`user@host:port/dbname` for messages; never includes the password."""
+    """`user@host:port[,host:port]/dbname` for messages; never includes the password."""
     try:
         params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return "<invalid url>"
     user = str(params.get("user") or "")
-    host = str(params.get("host") or "localhost")
-    port = str(params.get("port") or "5432")
     db = str(params.get("dbname") or user)
-    return f"{user + '@' if user else ''}{host}:{port}/{db}"
+    return f"{user + '@' if user else ''}{','.join(url_hosts(url))}/{db}"
 
 
 def _redacted(url: str | None) -> str:
@@ -129,6 +150,7 @@ class Settings:
     files_workers: int = DEFAULT_FILES_WORKERS
     files_max_bytes: int = DEFAULT_FILES_MAX_BYTES
     files_full_relist: bool = False
+    slot_failover: str = "auto"
 
     def __repr__(self) -> str:
         return (
@@ -136,7 +158,7 @@ class Settings:
             f"slot={self.slot!r}, publication={self.publication!r}, "
             f"source_table={self.source_schema}.{self.source_table}, "
             f"target_schema={self.target_schema!r}, batch_size={self.batch_size}, "
-            f"batch_timeout_ms={self.batch_timeout_ms})"
+            f"batch_timeout_ms={self.batch_timeout_ms}, slot_failover={self.slot_failover!r})"
         )
 
     @property
@@ -232,6 +254,9 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None
         pushgateway_url=pick("pushgateway", "STREAMER_PUSHGATEWAY_URL"),
         metrics_textfile=pick("metrics_textfile", "STREAMER_METRICS_TEXTFILE"),
         mode=_choice(pick("mode", "STREAMER_MODE", "slot"), "mode", MODES),
+        slot_failover=_choice(
+            pick("slot_failover", "STREAMER_SLOT_FAILOVER", "auto"), "slot failover", SLOT_FAILOVER
+        ),
         poll_interval_seconds=_int(
             pick("poll_interval", "POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_S),
             "poll interval (seconds)",

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from streamer.config import Settings
+from streamer.config import Settings, normalize_url
 from streamer.errors import EXIT_RUNTIME, ConfigError
 from streamer.runtime.stopping import StopFlag, install_stop_handlers
 
@@ -115,7 +115,8 @@ def cmd_status(args: argparse.Namespace, settings_from: Load) -> int:
 def cmd_check(args: argparse.Namespace, settings_from: Load) -> int:
     from streamer.ops.preflight import run_checks  # noqa: PLC0415
 
-    results = run_checks(settings_from())
+    standby = normalize_url(args.standby, "the --standby URL") if args.standby else None
+    results = run_checks(settings_from(), standby)
     for result in results:
         print(result.line())
     failed = sum(r.status == "fail" for r in results)

@@ -141,6 +141,25 @@ class LocalCluster:
         if (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
+    def clone_standby(
+        self, name: str, slot: str | None, *, dbname: bool = True, **settings: Any
+    ) -> LocalCluster:
+        """A physical standby of this running server (`pg_basebackup -R`), not started.
+        With `slot`, over that physical slot (created here); with `dbname`, the conninfo
+        names a database, so `primary_conninfo` carries the dbname slot sync needs."""
+        if slot is not None:
+            with psycopg.connect(self.url(), autocommit=True) as conn:
+                conn.execute("SELECT pg_create_physical_replication_slot(%s)", (slot,))
+        standby = LocalCluster(self.bindir, name, **settings)
+        conninfo = f"host=127.0.0.1 port={self.port} user=postgres"
+        args = ["-D", str(standby.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"]
+        args += ["-d", conninfo + (" dbname=postgres" if dbname else "")]
+        standby._run("pg_basebackup", *args, *(["-S", slot] if slot else []))
+        return standby
+
+    def promote(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "promote")
+
     def restart(self, mode: str = "fast") -> None:
         self.stop(mode)
         self.start()

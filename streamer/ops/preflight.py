@@ -7,37 +7,15 @@ command runs everything and reports instead of stopping at the first problem.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-import psycopg
-
-from streamer.config import Settings
+from streamer.config import Settings, describe_url
 from streamer.errors import StreamerError
+from streamer.ops.checklist import Conn, Result
+from streamer.ops.checklist import one as _one
+from streamer.ops.failover_checks import failover_checks, standby_checks
 from streamer.runtime.dbconn import connect
 from streamer.sink.tables import missing_tables
 from streamer.sources.slot import admin
-
-
-@dataclass(frozen=True)
-class Result:
-    name: str
-    status: str  # ok | warn | fail
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        mark = {"ok": "[ ok ]", "warn": "[warn]", "fail": "[FAIL]"}[self.status]
-        tail = f" → {self.fix}" if self.fix and self.status != "ok" else ""
-        return f"{mark} {self.name}: {self.detail}{tail}"
-
-
-Conn = psycopg.Connection[Any]
-
-
-def _one(conn: Conn, query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    return row[0] if row else None
 
 
 def source_checks(conn: Conn, settings: Settings) -> list[Result]:
@@ -126,6 +104,7 @@ def source_checks(conn: Conn, settings: Settings) -> list[Result]:
         out.append(Result("slot", "fail", "WAL lost", "run `streamer resync`"))
     else:
         out.append(Result("slot", "ok", f"pgoutput, wal_status {slot.wal_status}"))
+    out += failover_checks(conn, settings, slot)
     tracked = _one(conn, "SHOW track_commit_timestamp")
     out.append(
         Result(
@@ -172,17 +151,20 @@ def target_checks(conn: Conn, settings: Settings) -> list[Result]:
     return out
 
 
-def run_checks(settings: Settings) -> list[Result]:
+def run_checks(settings: Settings, standby_url: str | None = None) -> list[Result]:
+    """Every check; with `standby_url`, the standby's slot synchronization settings too."""
     source_url, target_url = settings.require_urls()
     results: list[Result] = []
-    for role, url, checks in (
+    sources: list[tuple[str, str, Callable[[Conn, Settings], list[Result]]]] = [
         ("source", source_url, source_checks),
         ("target", target_url, target_checks),
-    ):
-        run: Callable[[Conn, Settings], list[Result]] = checks
+    ]
+    if standby_url is not None:
+        sources.append(("standby", standby_url, standby_checks))
+    for role, url, run in sources:
         try:
             with connect(role, url, autocommit=True) as conn:
-                results.append(Result(f"{role} reachable", "ok", "connected"))
+                results.append(Result(f"{role} reachable", "ok", f"{describe_url(url)}"))
                 results += run(conn, settings)
         except StreamerError as exc:
             results.append(Result(f"{role} reachable", "fail", str(exc)))

@@ -47,6 +47,7 @@ def ensure_all(
             translated("source", source_url, "setting up replication"),
             connect("source", source_url, autocommit=True) as conn,
         ):
+            admin.require_primary(conn, admin.server_address(conn))
             admin.check_source(conn, settings)
             if admin.ensure_publication(conn, settings):
                 done.append(
@@ -95,10 +96,11 @@ def _create_slot_and_backfill(settings: Settings, writer: BatchWriter, mode: str
     done = []
     with (
         translated("source", source_url, "creating the slot"),
-        ExportedSlot(source_url, settings.slot) as exported,
+        ExportedSlot(source_url, settings.slot, settings.slot_failover) as exported,
     ):
         lsn = exported.consistent_lsn
-        done.append(f"created replication slot {settings.slot} at {format_lsn(lsn)}")
+        failover = " with failover" if exported.failover else ""
+        done.append(f"created replication slot {settings.slot}{failover} at {format_lsn(lsn)}")
         if mode == "none":
             writer.checkpoints.ensure(lsn)
         else:
@@ -124,6 +126,7 @@ def resync(settings: Settings) -> list[str]:
         translated("source", source_url, "preparing the resync"),
         connect("source", source_url, autocommit=True) as conn,
     ):
+        admin.require_primary(conn, admin.server_address(conn))
         admin.check_source(conn, settings)
         if admin.ensure_publication(conn, settings):
             done.append(f"created publication {settings.publication}")

@@ -24,6 +24,9 @@ class Status:
     slot_exists: bool = False
     slot_active: bool | None = None
     wal_status: str | None = None
+    slot_failover: bool | None = None  # None before PostgreSQL 17
+    slot_synced: bool | None = None
+    source_host: str | None = None  # host:port of the server that answered (the primary)
     confirmed_flush_lsn: str | None = None
     checkpoint_lsn: str | None = None
     current_wal_lsn: str | None = None
@@ -46,8 +49,10 @@ class Status:
         verdict = "healthy" if self.healthy else "UNHEALTHY: " + "; ".join(self.problems)
         reasons = ", ".join(f"{k} {v}" for k, v in self.rejected_by_reason.items()) or "none"
         return [
+            f"source host          {self.source_host}",
             f"slot                 {self.slot} ({'active' if self.slot_active else 'inactive'}"
-            f", wal_status {self.wal_status})"
+            f", wal_status {self.wal_status}, failover {_flag(self.slot_failover)}"
+            f", synced {_flag(self.slot_synced)})"
             if self.slot_exists
             else f"slot                 {self.slot} MISSING",
             f"confirmed flush LSN  {self.confirmed_flush_lsn}",
@@ -63,6 +68,10 @@ class Status:
         ]
 
 
+def _flag(value: bool | None) -> str:
+    return "n/a" if value is None else ("yes" if value else "no")
+
+
 def gather(
     settings: Settings, max_lag_bytes: int | None = None, max_lag_seconds: float | None = None
 ) -> Status:
@@ -72,6 +81,8 @@ def gather(
         translated("source", source_url, "reading the slot"),
         connect("source", source_url, autocommit=True) as conn,
     ):
+        status.source_host = admin.server_address(conn)
+        admin.require_primary(conn, status.source_host)
         current = admin.current_wal_lsn(conn)
         info = admin.slot_info(conn, settings.slot)
     status.current_wal_lsn = format_lsn(current)
@@ -79,6 +90,7 @@ def gather(
         status.slot_exists = True
         status.slot_active = info.active
         status.wal_status = info.wal_status
+        status.slot_failover, status.slot_synced = info.failover, info.synced
         if info.confirmed_flush_lsn is not None:
             status.confirmed_flush_lsn = format_lsn(info.confirmed_flush_lsn)
         if info.restart_lsn is not None:

@@ -43,12 +43,18 @@ _TLS_MARKERS = (
 _ENV_HINT = {
     "source": "check SOURCE_DATABASE_URL / --source and that the server is running",
     "target": "check TARGET_DATABASE_URL / --target and that the server is running",
+    "standby": "check the --standby URL and that the standby is running",
 }
 
 
 def conninfo(url: str, **extra: Any) -> str:
-    """The URL with our defaults filled in (the user's own parameters take precedence)."""
+    """The URL with our defaults filled in (the user's own parameters take precedence).
+
+    With several hosts and no target_session_attrs, libpq would take the first that
+    answers, a standby included; both edges need the primary, so ask for it."""
     params = psycopg.conninfo.conninfo_to_dict(url)
+    if "," in str(params.get("host") or params.get("hostaddr") or ""):
+        params.setdefault("target_session_attrs", "primary")
     merged = {**SAFE_DEFAULTS, **params, **extra}
     return psycopg.conninfo.make_conninfo("", **merged)
 
@@ -104,6 +110,29 @@ def connect_replication(url: str) -> pq.abc.PGconn:
         pgconn.finish()
         raise connect_error("source", url, message)
     return pgconn
+
+
+def replication_in_recovery(pgconn: pq.abc.PGconn) -> bool:
+    """`pg_is_in_recovery()` over a replication connection (SQL is allowed there before
+    START_REPLICATION): a standby must not be streamed from or get a new slot."""
+    result = pgconn.exec_(b"SELECT pg_is_in_recovery()")
+    if result.status != pq.ExecStatus.TUPLES_OK or result.ntuples == 0:
+        reason = _first_line(pgconn.get_error_message())
+        raise ConnectionFailed(
+            f"cannot ask the source whether it is a standby: {reason}",
+            database="source",
+        )
+    return bytes(result.get_value(0, 0) or b"") == b"t"
+
+
+def pinned(url: str, conn: psycopg.Connection[Any]) -> str:
+    """`url` narrowed to the one server `conn` reached, so a second connection (the
+    replication stream) lands on the server whose slot was just checked."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params.update(host=conn.info.host, port=str(conn.info.port))
+    if "hostaddr" in params:
+        params["hostaddr"] = conn.info.hostaddr
+    return psycopg.conninfo.make_conninfo("", **params)
 
 
 @contextlib.contextmanager

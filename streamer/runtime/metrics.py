@@ -131,6 +131,12 @@ class Metrics:
         )
         for outcome in FILE_OUTCOMES:
             self.files.labels(outcome)
+        self.source_host = Gauge(
+            "streamer_source_host_info",
+            "1 for the configured source host:port now streamed from, 0 for the others",
+            ["host"],
+            registry=r,
+        )
         # Pre-create closed-set series so dashboards and alerts see zeros, not gaps.
         for provider in sorted(KNOWN_PROVIDERS | {"other"}):
             self.rows.labels("normalized", provider)
@@ -145,6 +151,12 @@ class Metrics:
 
     def set_info(self, slot: str, publication: str) -> None:
         self.info.labels(__version__, slot, publication).set(1)
+
+    def set_source_host(self, serving: str, configured: list[str]) -> None:
+        """Which host serves; label values come from the source URL (a closed set),
+        plus "other" for a server libpq reached under another name."""
+        for host in [*configured, "other"]:
+            self.source_host.labels(host).set(1 if host == serving else 0)
 
 
 class _Discard:

@@ -1,6 +1,6 @@
 import pytest
 
-from streamer.config import Settings, describe_url, load_settings
+from streamer.config import Settings, describe_url, load_settings, url_hosts
 from streamer.errors import ConfigError
 
 SRC = "postgresql://lake:s3cr3t-canary@db.example:5433/payments_lake"
@@ -79,3 +79,30 @@ def test_settings_are_frozen() -> None:
     s = Settings(source_url=None, target_url=None)
     with pytest.raises(AttributeError):
         s.slot = "other"  # type: ignore[misc]
+
+
+def test_multi_host_source_urls_are_accepted_and_described_without_password() -> None:
+    url = "postgresql://lake:s3cr3t-canary@h1:5432,h2:5433/lake?target_session_attrs=read-write"
+    s = load_settings({"SOURCE_DATABASE_URL": url})
+    assert s.source_url == url
+    assert describe_url(url) == "lake@h1:5432,h2:5433/lake"
+    assert url_hosts(url) == ["h1:5432", "h2:5433"]
+    assert url_hosts("postgresql://h1,h2:6000/db") == ["h1:5432", "h2:6000"]
+    assert url_hosts("host=h1,h2 port=6000") == ["h1:6000", "h2:6000"]
+    assert "canary" not in repr(s)
+
+
+def test_a_host_list_with_a_mismatched_port_list_is_a_usage_error() -> None:
+    with pytest.raises(ConfigError, match="3 hosts but 2 ports"):
+        load_settings({"SOURCE_DATABASE_URL": "host=a,b,c port=1,2 dbname=db"})
+
+
+def test_slot_failover_setting() -> None:
+    assert load_settings({}).slot_failover == "auto"
+    assert load_settings({"STREAMER_SLOT_FAILOVER": "OFF"}).slot_failover == "off"
+    assert (
+        load_settings({"STREAMER_SLOT_FAILOVER": "off"}, {"slot_failover": "on"}).slot_failover
+        == "on"
+    )
+    with pytest.raises(ConfigError, match="slot failover must be one of auto, on, off"):
+        load_settings({"STREAMER_SLOT_FAILOVER": "yes"})

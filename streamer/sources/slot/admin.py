@@ -9,9 +9,20 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from streamer.config import Settings
-from streamer.errors import PreflightFailed, SlotInUse, SlotProblem
+from streamer.config import Settings, url_hosts
+from streamer.errors import PreflightFailed, SlotInUse, SlotProblem, SourceUnavailable
 from streamer.lsn import parse_lsn
+
+FAILOVER_VERSION = 170000  # failover slots and slot synchronization: PostgreSQL 17+
+
+# How to make the next failover keep the slot (the exit-3 hint after a lost slot).
+SYNC_ADVICE = (
+    "to survive the next failover, create the slot with failover (PostgreSQL 17+, "
+    "STREAMER_SLOT_FAILOVER=auto or on) and on each standby set sync_replication_slots = on, "
+    "hot_standby_feedback = on, primary_slot_name, and a dbname in primary_conninfo; on the "
+    "primary set synchronized_standby_slots to the standby's physical slot "
+    "(`streamer check --standby URL` verifies; README, High availability)"
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,9 @@ class SlotInfo:
     wal_status: str | None
     confirmed_flush_lsn: int | None
     restart_lsn: int | None
+    failover: bool | None = None  # None before PostgreSQL 17
+    synced: bool | None = None  # true: a standby's copy kept by slot synchronization
+    invalidation_reason: str | None = None
 
 
 def _scalar(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> Any:
@@ -111,15 +125,20 @@ def drop_idle_slot(conn: psycopg.Connection[Any], slot: str) -> bool:
 
 
 def slot_info(conn: psycopg.Connection[Any], slot: str) -> SlotInfo | None:
+    ha = (
+        "failover, synced, invalidation_reason"
+        if conn.info.server_version >= FAILOVER_VERSION
+        else "NULL::bool, NULL::bool, NULL::text"
+    )
     row = conn.execute(
         "SELECT plugin, database, active, active_pid, wal_status,"
-        " confirmed_flush_lsn::text, restart_lsn::text"
+        f" confirmed_flush_lsn::text, restart_lsn::text, {ha}"
         " FROM pg_replication_slots WHERE slot_name = %s",
         (slot,),
     ).fetchone()
     if row is None:
         return None
-    plugin, database, active, pid, wal_status, confirmed, restart = row
+    plugin, database, active, pid, wal_status, confirmed, restart, failover, synced, why = row
     return SlotInfo(
         plugin=plugin or "",
         database=database or "",
@@ -128,7 +147,47 @@ def slot_info(conn: psycopg.Connection[Any], slot: str) -> SlotInfo | None:
         wal_status=wal_status,
         confirmed_flush_lsn=parse_lsn(confirmed) if confirmed else None,
         restart_lsn=parse_lsn(restart) if restart else None,
+        failover=failover,
+        synced=synced,
+        invalidation_reason=why,
     )
+
+
+def failover_wanted(setting: str, server_version: int) -> bool:
+    """STREAMER_SLOT_FAILOVER against the server: auto means on for PostgreSQL 17+."""
+    if setting == "off":
+        return False
+    if server_version >= FAILOVER_VERSION:
+        return True
+    if setting == "on":
+        raise PreflightFailed(
+            f"--slot-failover on needs PostgreSQL 17 or later; the source runs {server_version}",
+            hint="use --slot-failover auto or off on this source",
+        )
+    return False
+
+
+def server_address(conn: psycopg.Connection[Any]) -> str:
+    """`host:port` of the server `conn` reached, as libpq names it (one of the URL's)."""
+    return f"{conn.info.host}:{conn.info.port}"
+
+
+def serving_host(conn: psycopg.Connection[Any], url: str) -> str:
+    """A metric label: the configured `host:port` (from the URL, never from the server)
+    that `conn` reached; "other" when libpq's answer matches none of them."""
+    here = server_address(conn)
+    return here if here in url_hosts(url) else "other"
+
+
+def require_primary(conn: psycopg.Connection[Any], where: str) -> None:
+    """Logical changes are streamed from a primary only: a standby's slots are the
+    synchronized copies (unusable until promotion) or different slots altogether."""
+    if _scalar(conn, "SELECT pg_is_in_recovery()"):
+        raise SourceUnavailable(
+            f"the source at {where} is a standby (in recovery), not a primary",
+            hint="list the primary and its standbys in the source URL "
+            "(postgresql://h1:5432,h2:5432/db: streamer then asks libpq for the primary)",
+        )
 
 
 def validate_slot(conn: psycopg.Connection[Any], info: SlotInfo, slot: str) -> None:
@@ -142,6 +201,13 @@ def validate_slot(conn: psycopg.Connection[Any], info: SlotInfo, slot: str) -> N
         )
     if info.wal_status == "lost":
         raise SlotProblem(f"replication slot {slot!r} is lost (its WAL was removed)")
+    if info.invalidation_reason:
+        synced = " (a synchronized copy that the standby invalidated)" if info.synced else ""
+        raise SlotProblem(
+            f"replication slot {slot!r} is invalid{synced}: {info.invalidation_reason}",
+            hint=f"run `streamer resync` to rebuild the slot and backfill what it missed; "
+            f"{SYNC_ADVICE}",
+        )
 
 
 def create_slot(conn: psycopg.Connection[Any], slot: str) -> int:

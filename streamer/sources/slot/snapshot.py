@@ -12,25 +12,41 @@ from types import TracebackType
 
 from psycopg import pq
 
-from streamer.errors import PreflightFailed, SlotProblem
+from streamer.config import describe_url
+from streamer.errors import PreflightFailed, SlotProblem, SourceUnavailable
 from streamer.lsn import parse_lsn
-from streamer.runtime.dbconn import connect_replication
+from streamer.runtime.dbconn import connect_replication, replication_in_recovery
+from streamer.sources.slot.admin import failover_wanted
 
 
 class ExportedSlot:
-    def __init__(self, url: str, slot: str) -> None:
+    def __init__(self, url: str, slot: str, failover: str = "auto") -> None:
         self._url = url
         self._slot = slot
+        self._failover = failover  # STREAMER_SLOT_FAILOVER
+        self.failover = False  # whether the slot was created with failover
         self._pgconn: pq.abc.PGconn | None = None
         self.consistent_lsn = 0
         self.snapshot_name = ""
 
     def __enter__(self) -> ExportedSlot:
         self._pgconn = pgconn = connect_replication(self._url)
+        try:
+            if replication_in_recovery(pgconn):
+                raise SourceUnavailable(
+                    f"the source at {describe_url(self._url)} is a standby: the slot is "
+                    "created on the primary",
+                    hint="list the primary in the source URL",
+                )
+            self.failover = failover_wanted(self._failover, pgconn.server_version)
+        except BaseException:
+            pgconn.finish()
+            raise
         # Slot names were validated in config (^[a-z0-9_]{1,63}$); replication commands
         # take no parameters.
+        options = "SNAPSHOT 'export'" + (", FAILOVER true" if self.failover else "")
         result = pgconn.exec_(
-            f"CREATE_REPLICATION_SLOT {self._slot} LOGICAL pgoutput (SNAPSHOT 'export')".encode()
+            f"CREATE_REPLICATION_SLOT {self._slot} LOGICAL pgoutput ({options})".encode()
         )
         if result.status != pq.ExecStatus.TUPLES_OK:
             sqlstate = (result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()

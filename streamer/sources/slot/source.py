@@ -24,7 +24,7 @@ from streamer.errors import ConfigError, SlotProblem, SourceUnavailable
 from streamer.lsn import format_lsn
 from streamer.pgoutput.relations import RelationCache
 from streamer.pgtime import now_pg_us
-from streamer.runtime.dbconn import connect, translated
+from streamer.runtime.dbconn import connect, pinned, translated
 from streamer.sink.base import Sink, WriteResult
 from streamer.sources.batching import BatchBuilder
 from streamer.sources.decisions import idle_position, once_finished
@@ -46,8 +46,15 @@ class SlotSource:
     moves_lsn = True
     guarded = False
 
-    def __init__(self, settings: Settings, once: bool, setup: Setup | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        once: bool,
+        setup: Setup | None = None,
+        on_host: Callable[[str], object] | None = None,
+    ) -> None:
         self.settings = settings
+        self._on_host = on_host  # told the metric label of each server streamed from
         self.source_url, _ = settings.require_urls()
         self.once = once
         self.stop_lsn: int | None = None  # with once: the source WAL position at the start
@@ -67,16 +74,17 @@ class SlotSource:
             translated("source", self.source_url, "checking the slot"),
             connect("source", self.source_url, autocommit=True) as conn,
         ):
+            host, label = admin.server_address(conn), admin.serving_host(conn, self.source_url)
+            admin.require_primary(conn, host)
+            stream_url = pinned(self.source_url, conn)  # the stream checks the same server
             admin.check_source(conn, settings)
             info = admin.slot_info(conn, settings.slot)
             if info is None:
-                raise SlotProblem(
-                    f"replication slot {settings.slot!r} does not exist on the source"
-                    + (f" (target checkpoint {format_lsn(checkpoint)})" if checkpoint else "")
-                )
+                raise _missing_slot(settings.slot, host, checkpoint)
             admin.validate_slot(conn, info, settings.slot)
+            current = admin.current_wal_lsn(conn)
             if self.once and self.stop_lsn is None:
-                self.stop_lsn = admin.current_wal_lsn(conn)
+                self.stop_lsn = current
             confirmed = info.confirmed_flush_lsn or 0
             if checkpoint is not None and confirmed > checkpoint:
                 raise SlotProblem(
@@ -84,7 +92,25 @@ class SlotSource:
                     f"{format_lsn(confirmed)}, ahead of the target checkpoint "
                     f"{format_lsn(checkpoint)}: the changes in between are not in the target"
                 )
-        self._stream = stream = ReplicationStream(self.source_url)
+            if checkpoint is not None and checkpoint > current:
+                raise SlotProblem(
+                    f"the target checkpoint {format_lsn(checkpoint)} is ahead of the WAL of "
+                    f"the source at {host} ({format_lsn(current)}): this server never had "
+                    "changes the target applied (a standby promoted before it received them)",
+                    hint="run `streamer resync`; set synchronized_standby_slots on the "
+                    "primary so logical changes never get ahead of the standby",
+                )
+            enable = _failover_to_enable(
+                settings.slot_failover, settings.slot, info, conn.info.server_version
+            )
+        self._stream = stream = ReplicationStream(stream_url)
+        if stream.in_recovery():
+            raise SourceUnavailable(f"the source at {host} became a standby; waiting for a primary")
+        if enable:
+            stream.enable_failover(settings.slot)
+            log.info("turned failover on for replication slot %s", settings.slot)
+        if self._on_host is not None:
+            self._on_host(label)
         wal_sender_timeout = parse_duration(stream.server_setting("wal_sender_timeout"))
         self.streaming = use_streaming(settings.streaming, stream.server_version())
         # START_REPLICATION before the claim: a slot in use by a live streamer fails here,
@@ -209,6 +235,37 @@ def use_streaming(setting: str, server_version: int) -> bool:
             hint="use --streaming auto or off",
         )
     return setting != "off" and supported
+
+
+def _missing_slot(slot: str, host: str, checkpoint: int | None) -> SlotProblem:
+    """Exit 3: with a checkpoint, the likely story is a failover to a server the slot was
+    not synchronized to, so the hint says how to make the next one survivable."""
+    if checkpoint is None:
+        return SlotProblem(f"replication slot {slot!r} does not exist on the source at {host}")
+    return SlotProblem(
+        f"replication slot {slot!r} does not exist on the source at {host} (target checkpoint "
+        f"{format_lsn(checkpoint)}): it was dropped, or this server was promoted and the slot "
+        "was not synchronized to it",
+        hint=f"run `streamer resync` to rebuild the slot and backfill what it missed; "
+        f"{admin.SYNC_ADVICE}",
+    )
+
+
+def _failover_to_enable(setting: str, slot: str, info: admin.SlotInfo, server_version: int) -> bool:
+    """An existing slot without failover is switched on only when the operator said `on`
+    (a deliberate choice); under `auto` it is reported (`check`, a warning) instead,
+    since failover makes this slot's changes wait for the standbys named in
+    synchronized_standby_slots."""
+    if info.failover is not False or not admin.failover_wanted(setting, server_version):
+        return False
+    if setting == "on":
+        return True
+    log.warning(
+        "replication slot %s has no failover: a failover of the source would lose it "
+        "(see `streamer check`)",
+        slot,
+    )
+    return False
 
 
 def parse_duration(text: str | None) -> float:

@@ -15,9 +15,15 @@ import psycopg
 from psycopg import pq
 
 from streamer.config import describe_url
-from streamer.errors import ProtocolError, SlotInUse, SlotProblem, SourceUnavailable
+from streamer.errors import (
+    PreflightFailed,
+    ProtocolError,
+    SlotInUse,
+    SlotProblem,
+    SourceUnavailable,
+)
 from streamer.lsn import format_lsn
-from streamer.runtime.dbconn import connect_replication
+from streamer.runtime.dbconn import connect_replication, replication_in_recovery
 
 MAX_FRAMES_PER_READ: Final = 2000
 
@@ -46,6 +52,21 @@ class ReplicationStream:
         """The source's server_version_num (e.g. 180001); 0 when unknown."""
         text = self.server_setting("server_version_num")
         return int(text) if text and text.isdigit() else 0
+
+    def in_recovery(self) -> bool:
+        """Whether this server is a standby (checked right before START_REPLICATION)."""
+        return replication_in_recovery(self._pgconn)
+
+    def enable_failover(self, slot: str) -> None:
+        """ALTER_REPLICATION_SLOT … (FAILOVER true), PostgreSQL 17+ (name validated)."""
+        result = self._pgconn.exec_(f"ALTER_REPLICATION_SLOT {slot} (FAILOVER true)".encode())
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            message = (result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+            raise PreflightFailed(
+                f"cannot turn failover on for replication slot {slot!r}: {message}",
+                hint="run ALTER_REPLICATION_SLOT on a replication connection as a DBA, or "
+                "use --slot-failover auto",
+            )
 
     def start(self, slot: str, publication: str, start_lsn: int, streaming: bool = False) -> None:
         """START_REPLICATION; slot and publication names were validated in config.
