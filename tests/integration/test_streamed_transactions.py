@@ -134,6 +134,8 @@ def test_a_rolled_back_savepoint_keeps_exactly_the_other_rows(lab18: Lab) -> Non
         conn.execute(INSERT, ("kept", 20_000))
         conn.execute("SAVEPOINT a")
         conn.execute(INSERT, ("gone", 20_000))
+        conn.execute("SAVEPOINT nested")  # rolled back with its parent
+        conn.execute(INSERT, ("gone", 10_000))
         conn.execute("ROLLBACK TO SAVEPOINT a")
         conn.execute("SAVEPOINT b")
         conn.execute(INSERT, ("kept", 20_000))
