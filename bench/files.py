@@ -152,6 +152,8 @@ def files_run(
     if normalized + rejected != rows or match is None or int(match.group(1)) != files:
         raise RuntimeError(f"{fmt} run: {normalized}+{rejected} rows, output {timed.output!r}")
     numbers.update(
+        # wait4's ru_maxrss starts from this (large, moto-holding) process's RSS at fork
+        peak_rss_mib=round(timed.sampled_peak_rss_kib / 1024, 1),
         files_per_s=round(files / timed.seconds, 2),
         in_process_seconds=float(match.group(3)),
         rows_normalized=normalized,
@@ -177,7 +179,9 @@ def slot_run(
     seconds = load_backlog(source_url, rows, per_txn, seed)
     log(f"  slot: loaded {rows:,} rows in {seconds:.1f} s")
     checkpoint(source_url, target_url)
-    _, numbers = timed_tool(streamer_cmd("run", "--once"), env, cwd, timeout, pair=pair, rows=rows)
+    cmd = streamer_cmd("run", "--once")
+    timed, numbers = timed_tool(cmd, env, cwd, timeout, pair=pair, rows=rows)
+    numbers["peak_rss_mib"] = round(timed.sampled_peak_rss_kib / 1024, 1)
     normalized, rejected = target_counts(target_url)
     if normalized + rejected != rows:
         raise RuntimeError(f"slot run: {normalized}+{rejected} rows of {rows}")
@@ -201,7 +205,7 @@ def report(runs: list[dict[str, Any]], slot: dict[str, Any], repeat: int) -> str
             ]
         )
     rows.append(["slot stream", "", f"{slot['seconds']:.2f}", "", f"{slot['rows_per_s']:,.0f}"])
-    rows[-1] += ["1.00", f"{slot['peak_rss_mib']:.0f}"]
+    rows[-1] += ["1.00", f"{slot['peak_rss_mib']:.0f}"]  # RSS: sampled VmRSS
     headers = ("source", "workers", "wall s", "files/s", "rows/s", "÷ slot rows/s", "RSS MiB")
     return markdown_table(headers, rows)
 
