@@ -13,18 +13,14 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.files.test_files_run import (  # noqa: F401 - `lab` is a fixture
-    PREFIX,
-    WORKTREE,
-    FilesLab,
-    lab,
-    wait_for,
-)
+from tests.integration.files import test_files_run as base
+from tests.integration.files.test_files_run import PREFIX, WORKTREE, FilesLab, wait_for
 from tests.unit.files.helpers import RECORDS, csv_file, jsonl_file
 
 pytestmark = pytest.mark.integration
 
 _queues = iter(range(10**6))
+lab = base.lab  # the fixture: a fresh target database and bucket
 
 
 def s3_event(bucket: str, key: str) -> str:
@@ -77,8 +73,10 @@ def test_notifications_trigger_a_cycle_within_seconds(lab: FilesLab, sqs: Any) -
         for key in ("2024-12-14/b c.csv", "2024-11-01/late.jsonl"):
             sqs.send_message(QueueUrl=url, MessageBody=s3_event(lab.bucket, PREFIX + key))
         assert wait_for(
-            lambda: lab.status().get("2024-12-14/b c.csv") == "completed"
-            and lab.status().get("2024-11-01/late.jsonl") == "completed",
+            lambda: (
+                lab.status().get("2024-12-14/b c.csv") == "completed"
+                and lab.status().get("2024-11-01/late.jsonl") == "completed"
+            ),
             timeout=20,
         )
         took = time.monotonic() - sent
