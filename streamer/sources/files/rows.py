@@ -64,7 +64,7 @@ def risky_number(text: bytes) -> bool:
     return (
         b"0000000000000000" in text.translate(_NUMBER_BYTES)
         or _EXPONENT.search(text) is not None
-        or _MINUS_ZERO.search(text) is not None
+        or (b"-0" in text and _MINUS_ZERO.search(text) is not None)
     )
 
 
