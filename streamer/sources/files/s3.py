@@ -1,7 +1,8 @@
 """The bucket: URL parsing, listing with partition resume, streaming and spooling reads.
 
-The only module that imports boto3, and only when a client is made, so `streamer`
-imports without the `files` extra. streamer only lists and reads (ListObjectsV2 and
+The only module that imports boto3 (`make_client` also makes the SQS client of
+`notifications`), and only when a client is made, so `streamer` imports without the
+`files` extra. streamer only lists and reads (ListObjectsV2 and
 GetObject): the seed's List/Get IAM policy is enough, nothing is ever written or deleted.
 
 Credentials, region and endpoint come from boto3's standard chain (environment,

@@ -12,6 +12,7 @@ A new cycle starts only when every chunk pushed so far is durable: a file's stat
 
 Objects are downloaded ahead by `--workers` threads (`prefetch`) to local spool files,
 removed once read.
+With `--sqs-queue-url`, S3 event notifications start a cycle early (`notifications`).
 """
 
 from __future__ import annotations
