@@ -115,8 +115,8 @@ class FilesSource:
             self.bucket = Bucket(self.bucket_name)
         self._spool_dir = tempfile.mkdtemp(prefix="streamer-files-")
         self._queue = Prefetcher(self.bucket, self._spool_dir, self.settings.files_workers)
-        self._in_cycle = False
-        self._unconfirmed = 0
+        self._in_cycle, self._unconfirmed = False, 0
+        self._covered, self._acks = [], []  # a retry: these messages are delivered again
         if self.settings.files_sqs_url and not self.once:
             self._notices = Notifications(
                 self.settings.files_sqs_url, self.bucket_name, self.prefix, self.metrics
