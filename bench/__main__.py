@@ -1,15 +1,16 @@
-"""The whole suite: `python -m bench [--quick]` runs hot path, catch-up, latency, memory
-and the large streamed transaction in turn with their defaults (or their --quick sizes).
+"""The whole suite: `python -m bench [--quick]` runs hot path, catch-up, latency, memory,
+the large streamed transaction and files mode in turn with their defaults (or their
+--quick sizes).
 Run a single benchmark as `python -m bench.hotpath`, `python -m bench.catchup`,
-`python -m bench.latency`, `python -m bench.memory`, `python -m bench.bigtxn`, and the
-profiler as `python -m bench.profile`."""
+`python -m bench.latency`, `python -m bench.memory`, `python -m bench.bigtxn`,
+`python -m bench.files`, and the profiler as `python -m bench.profile`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import bigtxn, catchup, hotpath, latency, memory
+from bench import bigtxn, catchup, files, hotpath, latency, memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = ["--quick"] if args.quick else []
     status = 0
-    for bench in (hotpath, catchup, latency, memory, bigtxn):
+    for bench in (hotpath, catchup, latency, memory, bigtxn, files):
         status |= bench.main(extra)
     return status
 

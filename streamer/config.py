@@ -27,6 +27,8 @@ DEFAULT_POLL_OVERLAP_S = 300
 DEFAULT_FILES_WORKERS = 4
 DEFAULT_FILES_MAX_BYTES = 256 * 1024 * 1024
 SLOT_FAILOVER = ("auto", "on", "off")  # auto: on when the source runs PostgreSQL 17+
+DEFAULT_FILES_LOOKBACK_DAYS = 2
+TRUE_WORDS = ("1", "true", "yes", "on")
 
 # env name -> (fallback env name or None)
 ENV_FALLBACKS: Mapping[str, str] = {
@@ -151,6 +153,8 @@ class Settings:
     files_max_bytes: int = DEFAULT_FILES_MAX_BYTES
     files_full_relist: bool = False
     slot_failover: str = "auto"
+    files_lookback_days: int = DEFAULT_FILES_LOOKBACK_DAYS  # partitions re-listed
+    files_sqs_url: str | None = None  # S3 event notifications, for early cycles
 
     def __repr__(self) -> str:
         return (
@@ -282,5 +286,26 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None
             1,
             2**40,
         ),
-        files_full_relist=bool(flags.get("full_relist")),
+        files_full_relist=bool(flags.get("full_relist"))
+        or str(lookup(env, "STREAMER_FILES_FULL_RELIST") or "").strip().lower() in TRUE_WORDS,
+        files_lookback_days=_int(
+            pick("lookback_days", "STREAMER_FILES_LOOKBACK_DAYS", DEFAULT_FILES_LOOKBACK_DAYS),
+            "lookback days",
+            0,
+            3650,
+        ),
+        files_sqs_url=_sqs_url(pick("sqs_queue_url", "STREAMER_FILES_SQS_URL")),
     )
+
+
+def _sqs_url(value: str | None) -> str | None:
+    """An SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>) or None."""
+    if not value:
+        return None
+    text = value.strip()
+    if not re.match(r"^https?://[^/\s]+/\S+$", text):
+        raise ConfigError(
+            "--sqs-queue-url is not a queue URL",
+            hint="use the form https://sqs.<region>.amazonaws.com/<account>/<queue>",
+        )
+    return text

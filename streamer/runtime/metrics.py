@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 STAGES: Final = ("replication", "decode", "normalize", "write")
 DATABASES: Final = ("source", "target")
 FILE_OUTCOMES: Final = ("completed", "failed", "skipped")
+NOTIFICATION_OUTCOMES: Final = ("relevant", "ignored", "malformed")  # files mode's SQS
 LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
@@ -129,6 +130,12 @@ class Metrics:
             "Age (since last modified) of the oldest object listed but not yet processed",
             registry=r,
         )
+        self.notifications = Counter(
+            "streamer_files_notifications",
+            "SQS messages received, by outcome (relevant: names a new object under the prefix)",
+            ["outcome"],
+            registry=r,
+        )
         for outcome in FILE_OUTCOMES:
             self.files.labels(outcome)
         self.source_host = Gauge(
@@ -137,6 +144,8 @@ class Metrics:
             ["host"],
             registry=r,
         )
+        for outcome in NOTIFICATION_OUTCOMES:
+            self.notifications.labels(outcome)
         # Pre-create closed-set series so dashboards and alerts see zeros, not gaps.
         for provider in sorted(KNOWN_PROVIDERS | {"other"}):
             self.rows.labels("normalized", provider)

@@ -106,3 +106,32 @@ def test_slot_failover_setting() -> None:
     )
     with pytest.raises(ConfigError, match="slot failover must be one of auto, on, off"):
         load_settings({"STREAMER_SLOT_FAILOVER": "yes"})
+
+
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/lake-events"
+
+
+def test_files_extras_from_env_and_flags() -> None:
+    s = load_settings({})
+    assert (s.files_sqs_url, s.files_lookback_days, s.files_full_relist) == (None, 2, False)
+    env = {
+        "STREAMER_FILES_SQS_URL": QUEUE,
+        "STREAMER_FILES_LOOKBACK_DAYS": "7",
+        "STREAMER_FILES_FULL_RELIST": "true",
+    }
+    s = load_settings(env)
+    assert (s.files_sqs_url, s.files_lookback_days, s.files_full_relist) == (QUEUE, 7, True)
+    s = load_settings({"STREAMER_FILES_FULL_RELIST": "0"}, {"lookback_days": "0"})
+    assert (s.files_lookback_days, s.files_full_relist) == (0, False)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STREAMER_FILES_SQS_URL": "lake-events"}, "not a queue URL"),
+        ({"STREAMER_FILES_LOOKBACK_DAYS": "-1"}, "lookback days"),
+    ],
+)
+def test_files_extras_validated(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)

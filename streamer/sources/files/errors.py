@@ -1,4 +1,4 @@
-"""Errors of the file source (to be merged into `streamer.errors`).
+"""Errors of the file source and its notification queue (to be merged into `streamer.errors`).
 
 `UnreadableFile` is a data problem, not a run problem: the caller marks the object
 `failed` with its message and goes on, so it is deliberately *not* a `StreamerError`.
@@ -48,3 +48,28 @@ class ObjectChanged(StreamerError):
     """
 
     hint = "it will be picked up again by the next listing"
+
+
+QUEUE_IAM_HINT = (
+    "check the queue URL (STREAMER_FILES_SQS_URL), the IAM policy (sqs:ReceiveMessage and "
+    "sqs:DeleteMessage on the queue) and the AWS credentials"
+)
+
+
+class QueueUnavailable(ConnectionFailed):
+    """cannot reach the SQS queue."""
+
+    database = "queue"
+    hint = "check AWS_ENDPOINT_URL, the network and the SQS service status"
+
+
+class QueueNotFound(StreamerError):
+    """the SQS queue does not exist."""
+
+    hint = QUEUE_IAM_HINT
+
+
+class QueueAccessDenied(StreamerError):
+    """access to the SQS queue was denied."""
+
+    hint = QUEUE_IAM_HINT

@@ -22,12 +22,12 @@ import orjson
 from streamer.normalize import json_payload
 from streamer.sources.files.errors import UnreadableFile
 from streamer.sources.files.rows import (
-    RISKY_NUMBER,
     ObjectRef,
     Record,
     build,
     dumps_exact,
     reject,
+    risky_number,
 )
 from streamer.sources.files.streams import LongLine, Read, iter_lines, read_capped
 
@@ -42,7 +42,7 @@ def read_json(read: Read, ref: ObjectRef, *, max_json_bytes: int, start: int) ->
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise UnreadableFile(f"not a valid JSON document: {str(exc)[:120]}") from None
-    if RISKY_NUMBER.search(raw):
+    if risky_number(raw):
         try:
             document = json_payload.loads_exact(raw.decode())
         except json_payload.InvalidJson as exc:
@@ -91,7 +91,7 @@ def _line_record(ref: ObjectRef, position: int, line: bytes) -> Record:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
         return _unparsable(ref, position, digest, line)
-    if RISKY_NUMBER.search(line):
+    if risky_number(line):
         try:
             record = json_payload.loads_exact(line.decode())
         except json_payload.InvalidJson:

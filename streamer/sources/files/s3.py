@@ -1,7 +1,8 @@
 """The bucket: URL parsing, listing with partition resume, streaming and spooling reads.
 
-The only module that imports boto3, and only when a client is made, so `streamer`
-imports without the `files` extra. streamer only lists and reads (ListObjectsV2 and
+The only module that imports boto3 (`make_client` also makes the SQS client of
+`notifications`), and only when a client is made, so `streamer` imports without the
+`files` extra. streamer only lists and reads (ListObjectsV2 and
 GetObject): the seed's List/Get IAM policy is enough, nothing is ever written or deleted.
 
 Credentials, region and endpoint come from boto3's standard chain (environment,
@@ -42,6 +43,7 @@ SPOOL_CHUNK: Final = 1024 * 1024
 _ACCESS_CODES: Final = frozenset(
     {
         "AccessDenied",
+        "AccessDeniedException",
         "InvalidAccessKeyId",
         "SignatureDoesNotMatch",
         "ExpiredToken",
@@ -50,7 +52,15 @@ _ACCESS_CODES: Final = frozenset(
     }
 )
 _RETRY_CODES: Final = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+    }
 )
 
 
@@ -110,10 +120,30 @@ class ListedObject:
     last_modified: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Service:
+    """What one AWS service's failures become in the error tree."""
+
+    name: str  # "S3", "SQS": for messages
+    unavailable: type[StreamerError]
+    denied: type[StreamerError]
+    not_found: type[StreamerError]
+    not_found_codes: frozenset[str]
+
+
+S3: Final = Service(
+    "S3", BucketUnavailable, BucketAccessDenied, BucketNotFound, frozenset({"NoSuchBucket"})
+)
+
+
 def make_client(
-    *, connect_timeout: float = 10, read_timeout: float = 60, max_attempts: int = 5
+    service: str = "s3",
+    *,
+    connect_timeout: float = 10,
+    read_timeout: float = 60,
+    max_attempts: int = 5,
 ) -> Any:
-    """An S3 client from the standard AWS chain with retries and timeouts."""
+    """An `s3` (or `sqs`) client from the standard AWS chain with retries and timeouts."""
     try:
         import boto3  # noqa: PLC0415 - optional dependency
         from botocore.config import Config  # noqa: PLC0415
@@ -124,37 +154,45 @@ def make_client(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
-    with translate_errors("", "creating the S3 client"):
-        return boto3.session.Session().client("s3", config=config)
+    with translate_errors("", f"creating the {service.upper()} client"):
+        return boto3.session.Session().client(service, config=config)
 
 
 @contextlib.contextmanager
-def translate_errors(bucket: str, doing: str) -> Iterator[None]:
-    """botocore errors to the error tree; the one place that knows botocore's errors."""
+def translate_errors(bucket: str, doing: str, service: Service = S3) -> Iterator[None]:
+    """botocore errors to the error tree; the one place that knows botocore's errors.
+    `bucket` names the bucket (or the queue, for SQS) in messages."""
     from botocore import exceptions as bx  # noqa: PLC0415 - optional dependency
 
-    where = f"{doing} (bucket {bucket})" if bucket else doing
+    kind = "bucket" if service is S3 else "queue"
+    where = f"{doing} ({kind} {bucket})" if bucket else doing
     try:
         yield
     except (bx.NoCredentialsError, bx.PartialCredentialsError) as exc:
-        raise BucketAccessDenied(f"no usable AWS credentials while {where}") from exc
+        raise service.denied(f"no usable AWS credentials while {where}") from exc
     except bx.ClientError as exc:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if code == "NoSuchBucket":
-            raise BucketNotFound(f"bucket {bucket} does not exist ({doing})") from exc
+        if code in service.not_found_codes:
+            raise service.not_found(f"{kind} {bucket} does not exist ({doing})") from exc
+        if code in _RETRY_CODES:  # before 403: SQS throttles with a 403
+            raise service.unavailable(f"{service.name} error while {where}: {code}") from exc
         if code in _ACCESS_CODES or status == 403:
-            raise BucketAccessDenied(f"access denied while {where}: {code}") from exc
-        if code in ("PreconditionFailed", "NoSuchKey") or status == 412:
+            raise service.denied(f"access denied while {where}: {code}") from exc
+        if service is S3 and (code in ("PreconditionFailed", "NoSuchKey") or status == 412):
             raise ObjectChanged(f"{where}: {code or status}") from exc
-        if code in _RETRY_CODES or status >= 500:
-            raise BucketUnavailable(f"S3 error while {where}: {code or status}") from exc
-        raise StreamerError(f"S3 error while {where}: {code or status}") from exc
+        if status >= 500:
+            raise service.unavailable(
+                f"{service.name} error while {where}: {code or status}"
+            ) from exc
+        raise StreamerError(f"{service.name} error while {where}: {code or status}") from exc
     except (bx.ConnectionError, bx.HTTPClientError, bx.ResponseStreamingError) as exc:
-        raise BucketUnavailable(f"cannot reach S3 while {where}: {type(exc).__name__}") from exc
+        raise service.unavailable(
+            f"cannot reach {service.name} while {where}: {type(exc).__name__}"
+        ) from exc
     except bx.IncompleteReadError as exc:
-        raise BucketUnavailable(f"connection lost while {where}") from exc
+        raise service.unavailable(f"connection lost while {where}") from exc
 
 
 class _Body(io.RawIOBase):
@@ -201,6 +239,14 @@ class Bucket:
                 for item in page.get("Contents", ()):
                     ref = ObjectRef(self.name, item["Key"], item["ETag"].strip('"'), item["Size"])
                     yield ListedObject(ref, item["LastModified"])
+
+    def list_keys(self, keys: list[str]) -> Iterator[ListedObject]:
+        """These exact keys, when they exist: one single-key listing each (List, not Head,
+        so the List/Get policy stays enough); the key itself sorts first under its prefix."""
+        for key in keys:
+            first = next(iter(self.list_objects(key, page_size=1)), None)
+            if first is not None and first.ref.key == key:
+                yield first
 
     def open_object(self, ref: ObjectRef) -> BinaryIO:
         """A buffered stream of this version of the object (IfMatch: a replaced object

@@ -12,13 +12,16 @@ A new cycle starts only when every chunk pushed so far is durable: a file's stat
 
 Objects are downloaded ahead by `--workers` threads (`prefetch`) to local spool files,
 removed once read.
+With `--sqs-queue-url`, S3 event notifications start a cycle early (`notifications`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +33,7 @@ from streamer.config import Settings
 from streamer.normalize.records import Canonical, SourceRow
 from streamer.pgtime import now_pg_us, unix_to_pg_us
 from streamer.runtime.metrics import Metrics
+from streamer.runtime.progress import Progress
 from streamer.sink.base import Sink, WriteResult
 from streamer.sink.files import CANONICAL, DONE, FAILED, MORE, REJECTED, FileCursor
 from streamer.sources.accounting import RunSummary
@@ -37,12 +41,13 @@ from streamer.sources.batching import ROW_OVERHEAD_BYTES, BatchBuilder
 from streamer.sources.files.catalog import Catalog, DueFile
 from streamer.sources.files.errors import ObjectChanged, UnreadableFile
 from streamer.sources.files.formats import FileFormat, Record, detect_format, read_records
+from streamer.sources.files.notifications import Notifications
 from streamer.sources.files.prefetch import Prefetcher, discard
 from streamer.sources.files.s3 import Bucket, parse_files_url, partition_of, start_after
 
 log = logging.getLogger(__name__)
 
-LOOKBACK_DAYS: Final = 2  # partitions re-listed before the newest completed one
+MAX_LATE_KEYS: Final = 1000  # notified keys before the listing window, listed one by one
 HEARTBEAT_S: Final = 10.0
 MAX_CHUNK_BYTES: Final = 16 * 1024 * 1024  # well below the driver's batch byte limit
 MAX_MESSAGE_CHARS: Final = 300
@@ -93,6 +98,10 @@ class FilesSource:
         self._unconfirmed = 0  # chunks pushed, not yet durable
         self._sizes: dict[int, int] = {}
         self._spool_dir: str | None = None
+        self._notices: Notifications | None = None
+        self._covered: list[str] = []  # messages the current cycle's listing covers
+        self._acks: list[str] = []  # messages to delete once the cycle is durable
+        self._progress: Progress | None = None
 
     # -- the Source seam -------------------------------------------------------------
     def open(self, sink: Sink, builder: BatchBuilder) -> int:
@@ -106,8 +115,13 @@ class FilesSource:
             self.bucket = Bucket(self.bucket_name)
         self._spool_dir = tempfile.mkdtemp(prefix="streamer-files-")
         self._queue = Prefetcher(self.bucket, self._spool_dir, self.settings.files_workers)
-        self._in_cycle = False
-        self._unconfirmed = 0
+        self._in_cycle, self._unconfirmed = False, 0
+        self._covered, self._acks = [], []  # a retry: these messages are delivered again
+        if self.settings.files_sqs_url and not self.once:
+            self._notices = Notifications(
+                self.settings.files_sqs_url, self.bucket_name, self.prefix, self.metrics
+            )
+            self._notices.start()
         return 0
 
     def read(self, now: float) -> bool:
@@ -118,7 +132,13 @@ class FilesSource:
             if self._in_cycle:
                 self._end_cycle(now)
                 return True
-            if now < self._next_cycle_at or self._unconfirmed or not self._builder.empty:
+            if self._unconfirmed or not self._builder.empty:
+                return True
+            if self._notices is not None and self._acks:  # their cycle is durable
+                self._notices.delete(self._acks)
+                self._acks = []
+            early = self._notices is not None and self._notices.pending()
+            if now < self._next_cycle_at and not early:
                 return True
             self._start_cycle()
             return False
@@ -148,6 +168,10 @@ class FilesSource:
             elif state == FAILED:
                 self.failed += 1
                 self.metrics.files.labels("failed").inc()
+            else:
+                continue
+            if self._progress is not None:
+                self._progress.update(1)
 
     def tick(self, now: float, waiting: bool) -> float:
         pending = self._queue.last_modified() if self._queue is not None else []
@@ -160,7 +184,8 @@ class FilesSource:
         return min(HEARTBEAT_S, max(0.0, self._next_cycle_at - now))
 
     def wait_fds(self) -> list[int]:
-        return []
+        idle = not (self._in_cycle or self._file is not None or self._unconfirmed)
+        return [self._notices.fileno()] if self._notices is not None and idle else []
 
     def close(self) -> None:
         if self._file is not None:
@@ -169,6 +194,12 @@ class FilesSource:
         if self._queue is not None:
             self._queue.close()
             self._queue = None
+        if self._notices is not None:  # undeleted messages come back: one more cycle
+            self._notices.close()
+            self._notices = None
+        if self._progress is not None:
+            self._progress.finish()
+            self._progress = None
         self.catalog.close()
         if self._spool_dir is not None:
             shutil.rmtree(self._spool_dir, ignore_errors=True)
@@ -187,10 +218,17 @@ class FilesSource:
         newest = self.catalog.newest_completed_key()
         partition = partition_of(newest, self.prefix) if newest else None
         after = start_after(
-            self.prefix, partition, LOOKBACK_DAYS, full=self.settings.files_full_relist
+            self.prefix,
+            partition,
+            self.settings.files_lookback_days,
+            full=self.settings.files_full_relist,
         )
+        keys, self._covered = self._notices.take() if self._notices is not None else ([], [])
+        # notified keys the listing cannot include (older than the lookback): late objects
+        late = sorted({key for key in keys if after is not None and key <= after})
         listed = []
-        for obj in self.bucket.list_objects(self.prefix, after):
+        objects = self.bucket.list_objects(self.prefix, after)
+        for obj in itertools.chain(objects, self.bucket.list_keys(late[:MAX_LATE_KEYS])):
             fmt = detect_format(obj.ref.key)
             if fmt is None:
                 self.skipped += 1
@@ -202,6 +240,8 @@ class FilesSource:
         assert self._queue is not None
         self._queue.add(due)
         self._in_cycle = True
+        if self.once and sys.stderr.isatty():
+            self._progress = Progress("files", len(due), unit="files", log_off_tty=False)
         log.info(
             "listed %d objects under s3://%s/%s (%d due)",
             len(listed),
@@ -212,6 +252,8 @@ class FilesSource:
 
     def _end_cycle(self, now: float) -> None:
         self._in_cycle = False
+        self._acks += self._covered
+        self._covered = []
         if self.once:
             self._done = True
         else:

@@ -8,9 +8,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamer.normalize import Canonical, Rejection, SourceRow, normalize
 from streamer.sources.files.formats import FileFormat, ObjectRef, detect_format
+from streamer.sources.files.rows import RISKY_NUMBER, risky_number
 from tests.unit.files.helpers import (
     EXPLICIT_ID,
     FAMILIES,
@@ -249,3 +252,11 @@ def test_nul_in_data_is_invalid_text_with_storable_raw() -> None:
     assert (
         "\x00" not in json.loads(record.item.raw)["malformed_line"]
     )  # an escaped "\u0000" is text
+
+
+NUMBERISH = st.text(alphabet='0123456789.-eE:,[ \t"ax', max_size=80).map(str.encode)
+
+
+@given(st.binary(max_size=80) | NUMBERISH)
+def test_risky_number_is_the_documented_pattern(text: bytes) -> None:
+    assert risky_number(text) is (RISKY_NUMBER.search(text) is not None)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from streamer import __version__
+from streamer.cli.files import FILES_RUN_OPTIONS, add_files_options
 from streamer.config import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT_MS, Settings, load_settings
 from streamer.errors import EXIT_RUNTIME, EXIT_USAGE, StreamerError
 from streamer.ops.commands import COMMANDS
@@ -84,38 +85,6 @@ COMMON_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "metrics port, 0 disables (default: 9188)",
     ),
 )
-
-
-def add_files_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
-    """Files mode's flags: the bucket for every command, reading options for `run`."""
-    p.add_argument(
-        "--files-url",
-        dest="files_url",
-        metavar="STREAMER_FILES_URL",
-        help="files mode: bucket and prefix to read, s3://bucket/prefix/ [env STREAMER_FILES_URL]",
-    )
-    if not run:
-        return
-    p.add_argument(
-        "--workers",
-        metavar="STREAMER_FILES_WORKERS",
-        help="files mode: objects read in parallel (default: 4; read one at a time for now)"
-        " [env STREAMER_FILES_WORKERS]",
-    )
-    p.add_argument(
-        "--max-file-bytes",
-        dest="max_file_bytes",
-        metavar="STREAMER_FILES_MAX_BYTES",
-        help="files mode: largest .json document parsed whole (default: 256 MiB)"
-        " [env STREAMER_FILES_MAX_BYTES]",
-    )
-    p.add_argument(
-        "--full-relist",
-        dest="full_relist",
-        action="store_true",
-        default=None,
-        help="files mode: list the whole prefix, not just the recent partitions",
-    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -297,7 +266,7 @@ def read_environment(cwd: Path | None = None) -> dict[str, str]:
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     dests = [dest for dest, *_ in COMMON_OPTIONS] + ["pushgateway", "metrics_textfile"]
     dests += ["mode", "poll_interval", "poll_overlap", "streaming"]
-    dests += ["files_url", "workers", "max_file_bytes", "full_relist"]
+    dests += ["files_url", "full_relist"] + [dest for _, dest, *_ in FILES_RUN_OPTIONS]
     flags = {dest: getattr(args, dest, None) for dest in dests}
     return load_settings(env, flags)
 
