@@ -57,6 +57,17 @@ def _json(value: Any) -> Any:
     return value if isinstance(value, str) else Jsonb(value)
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any streamer setting or database URL, so a
+    test's command sees only what the test gives it."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STREAMER_", "SOURCE_", "TARGET_", "DATALAKE_"))
+        and k != "DATABASE_URL"
+    }
+
+
 @dataclass
 class Lab:
     """A source database with raw_transactions, a target database, and the CLI."""
@@ -76,12 +87,7 @@ class Lab:
 
     # -- the command -----------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("STREAMER_", "SOURCE_", "TARGET_", "DATALAKE_"))
-            and k != "DATABASE_URL"
-        }
+        env = clean_environment()
         env.update(
             SOURCE_DATABASE_URL=self.source_url,
             TARGET_DATABASE_URL=self.target_url,

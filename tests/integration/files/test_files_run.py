@@ -4,7 +4,6 @@ cluster, the real CLI in a subprocess."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -22,6 +21,7 @@ import psycopg
 import pytest
 
 from streamer.ops.embedded import LocalCluster
+from tests.integration.conftest import clean_environment
 from tests.unit.files.helpers import (
     EXPLICIT_ID,
     RECORDS,
@@ -52,12 +52,7 @@ class FilesLab:
     admin: Any
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("STREAMER_", "SOURCE_", "TARGET_", "DATALAKE_"))
-            and k != "DATABASE_URL"
-        }
+        env = clean_environment()
         env.update(
             TARGET_DATABASE_URL=self.target_url,
             STREAMER_FILES_URL=f"s3://{self.bucket}/{PREFIX}",
