@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.normalize import Canonical, Rejection, SourceRow, normalize
 from streamer.sources.files.formats import FileFormat, ObjectRef, detect_format
-from streamer.sources.files.rows import RISKY_NUMBER, risky_number
+from streamer.sources.files.rows import (
+    RECORD_NAMESPACE,
+    RISKY_NUMBER,
+    canonical_uuid,
+    derived_id,
+    risky_number,
+)
 from tests.unit.files.helpers import (
     EXPLICIT_ID,
     FAMILIES,
@@ -260,3 +267,22 @@ NUMBERISH = st.text(alphabet='0123456789.-eE:,[ \t"ax', max_size=80).map(str.enc
 @given(st.binary(max_size=80) | NUMBERISH)
 def test_risky_number_is_the_documented_pattern(text: bytes) -> None:
     assert risky_number(text) is (RISKY_NUMBER.search(text) is not None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=40), st.integers(0, 10**9), st.text(alphabet="0123456789abcdef", max_size=64)
+)
+def test_derived_ids_are_uuid5_of_the_documented_name(key: str, position: int, digest: str) -> None:
+    ref = ObjectRef("bucket", key, "etag", 1)
+    name = f"bucket/{key}\n{position}\n{digest}"
+    assert derived_id(ref, position, digest) == str(uuid.uuid5(RECORD_NAMESPACE, name))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.uuids(),
+    st.sampled_from([str, str.upper, lambda s: "{" + s + "}", lambda s: s.replace("-", "")]),
+)
+def test_canonical_uuid_agrees_with_the_uuid_module(value: uuid.UUID, spell: Any) -> None:
+    assert canonical_uuid(spell(str(value))) == str(value)
