@@ -21,7 +21,7 @@ failure is a Python exception, never a crash.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcpy, strcspn
 
 import orjson
 from decimal import Decimal
@@ -191,6 +191,11 @@ cdef bint _has_nul_escape(object text):
     return "\\u0000" in text
 
 
+cdef dict _status_cache = {}
+cdef dict _stripe_cache = {}
+cdef Py_ssize_t STATUS_CACHE_SIZE = 4096
+
+
 cdef object _provider(dict data):
     """`fields.provider_of`, or None when the pure code would reject the row."""
     value = data.get("provider")
@@ -200,12 +205,22 @@ cdef object _provider(dict data):
             return "unknown"
     if type(value) is not str:
         return None
-    return (<str>value).strip().lower() or "unknown"
+    return _normalized_provider(value)
 
 
-cdef dict _status_cache = {}
-cdef dict _stripe_cache = {}
-cdef Py_ssize_t STATUS_CACHE_SIZE = 4096
+cdef dict _provider_cache = {}
+
+
+cdef object _normalized_provider(object value):
+    """`fields.normalize_provider`, memoized (a handful of spellings repeat)."""
+    result = _provider_cache.get(value)
+    if result is None:
+        result = (<str>value).strip().lower() or "unknown"
+        if len(_provider_cache) < STATUS_CACHE_SIZE:
+            _provider_cache[value] = result
+    return result
+
+
 
 
 cdef object _classified(object text):
@@ -580,7 +595,7 @@ cdef object _xml(tuple row, str text, dict data):
     if provider is None:
         provider = "unknown"
     else:
-        provider = (<str>provider).strip().lower() or "unknown"
+        provider = _normalized_provider(provider)
     fields = (provider, "xml", _classified(stat), stat, None, (<dict>values).get("MerchID"))
     return _finish(row, text, fields, (<dict>values).get("Val"), currency,
                    (<dict>values).get("Org"))
@@ -618,49 +633,58 @@ cdef inline char _escape(unsigned char b):
     return 0
 
 
+cdef const char* _SPECIAL = b"\x08\t\n\x0b\x0c\r\\"  # the bytes COPY text escapes
+
+
 cdef class _Out:
-    """A bytearray written through a C pointer."""
+    """A bytearray written through a C pointer (`used` bytes of `cap` are valid)."""
 
     cdef bytearray buf
+    cdef char* base
     cdef Py_ssize_t used
+    cdef Py_ssize_t cap
 
     def __cinit__(self, bytearray buf):
         self.buf = buf
         self.used = PyByteArray_GET_SIZE(buf)
+        self.cap = self.used
+        self.base = PyByteArray_AS_STRING(buf)
 
-    cdef char* reserve(self, Py_ssize_t extra) except NULL:
-        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
-        if self.used + extra > size:
-            PyByteArray_Resize(self.buf, max(size * 2, self.used + extra + 4096))
-        return PyByteArray_AS_STRING(self.buf) + self.used
+    cdef inline char* reserve(self, Py_ssize_t extra) except NULL:
+        if self.used + extra > self.cap:
+            self.cap = max(self.cap * 2, self.used + extra + 4096)
+            PyByteArray_Resize(self.buf, self.cap)
+            self.base = PyByteArray_AS_STRING(self.buf)
+        return self.base + self.used
 
-    cdef int write_raw(self, const char* src, Py_ssize_t n) except -1:
+    cdef inline int write_raw(self, const char* src, Py_ssize_t n) except -1:
         cdef char* dst = self.reserve(n)
         memcpy(dst, src, n)
         self.used += n
         return 0
 
     cdef int write_escaped(self, const char* src, Py_ssize_t n) except -1:
-        cdef char* dst = self.reserve(2 * n)
-        cdef Py_ssize_t i, j = 0
-        cdef unsigned char b
-        cdef char e
-        for i in range(n):
-            b = <unsigned char>src[i]
-            if b <= 0x0D or b == 0x5C:
-                e = _escape(b)
-                if e:
-                    dst[j] = 0x5C
-                    dst[j + 1] = e
-                    j += 2
-                    continue
-            dst[j] = <char>b
-            j += 1
+        """`src` must be NUL-terminated with no NUL inside (strcspn finds the specials)."""
+        cdef char* dst = self.reserve(2 * n + 1)
+        cdef Py_ssize_t i = 0, j = 0, span
+        while True:
+            span = <Py_ssize_t>strcspn(src + i, _SPECIAL)
+            memcpy(dst + j, src + i, span)
+            i += span
+            j += span
+            if i >= n:
+                break
+            dst[j] = 0x5C
+            dst[j + 1] = _escape(<unsigned char>src[i])
+            i += 1
+            j += 2
         self.used += j
         return 0
 
     cdef int finish(self) except -1:
         PyByteArray_Resize(self.buf, self.used)
+        self.cap = self.used
+        self.base = PyByteArray_AS_STRING(self.buf)
         return 0
 
 
@@ -713,10 +737,11 @@ def format_rows(list rows, tuple tail, bytearray buf, object fallback, object tr
             ok = False
         if ok:
             if out.used > mark:  # the last tab becomes the newline
-                PyByteArray_AS_STRING(out.buf)[out.used - 1] = 0x0A
+                out.base[out.used - 1] = 0x0A
             continue
         out.used = mark
         out.finish()
         fallback(tuple(row) + tail, transformer, out.buf)
-        out.used = PyByteArray_GET_SIZE(out.buf)
+        out.used = out.cap = PyByteArray_GET_SIZE(out.buf)
+        out.base = PyByteArray_AS_STRING(out.buf)
     out.finish()
