@@ -92,6 +92,9 @@ cdef class RowBuilder:
         self.width = width
 
     def __call__(self, bytes message, Py_ssize_t base=0):
+        return self.build(message, base)
+
+    cdef object build(self, bytes message, Py_ssize_t base):
         cdef const unsigned char* buf = <const unsigned char*>PyBytes_AS_STRING(message)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(message)
         cdef Py_ssize_t pos, length, end, i, slot
@@ -150,6 +153,63 @@ cdef class RowBuilder:
                 o4,
             ),
         )
+
+
+# -- the assembler's run of plain inserts ------------------------------------------------
+cdef Py_ssize_t XLOG_HEADER_SIZE = 25
+
+
+def feed_inserts(
+    list frames, Py_ssize_t i, long long rel_id, RowBuilder row_builder, object builder,
+    Py_ssize_t overhead,
+):
+    """`TransactionAssembler.feed`'s Insert branch plus `BatchBuilder.row` / `add`, for
+    the frames from index `i` on that are XLogData Inserts of relation `rel_id` outside
+    a stream block: each becomes a source row, normalized with `builder.normalizer` and
+    added to the open transaction. Returns the index of the first frame not consumed:
+    another kind of frame, or one that raised (left for the pure loop to raise again,
+    with its position). `builder` must be exactly a `BatchBuilder` with an open
+    transaction (the caller checks)."""
+    cdef Py_ssize_t n = len(frames), size
+    cdef const unsigned char* buf
+    cdef long long got
+    cdef bytes data
+    chunk = builder._open
+    if chunk is None:
+        return i
+    normalizer = builder.normalizer
+    canonical, rejected = chunk.canonical, chunk.rejected
+    added = 0
+    try:
+        while i < n:
+            data = bytes(frames[i])
+            size = PyBytes_GET_SIZE(data)
+            if size < XLOG_HEADER_SIZE + 8:
+                break
+            buf = <const unsigned char*>PyBytes_AS_STRING(data)
+            if buf[0] != 0x77 or buf[XLOG_HEADER_SIZE] != 0x49:  # 'w' XLogData, 'I' Insert
+                break
+            got = (
+                (<long long>buf[26] << 24) | (<long long>buf[27] << 16)
+                | (<long long>buf[28] << 8) | <long long>buf[29]
+            )
+            if got != rel_id:
+                break
+            try:
+                row = row_builder.build(data, XLOG_HEADER_SIZE)
+            except Exception:
+                break  # the pure loop raises it again, with the frame's position
+            record = normalizer(row)
+            if type(record) is Canonical:
+                canonical.append(record)
+            else:
+                rejected.append(record)
+            added += len((<tuple>row)[2]) + len((<tuple>row)[3]) + overhead
+            i += 1
+    finally:
+        if added:
+            builder._open_bytes += added
+    return i
 
 
 # -- normalizing: the common valid shapes, else the pure function ----------------------
