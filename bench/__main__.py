@@ -1,7 +1,7 @@
 """The whole suite: `python -m bench [--quick]` runs hot path, catch-up, latency, memory
 and the large streamed transaction in turn with their defaults (or their --quick sizes).
 Run a single benchmark as `python -m bench.hotpath`, `python -m bench.catchup`,
-`python -m bench.latency`, `python -m bench.memory`, `python -m bench.bigtxn`, and the
+`python -m bench.latency`, `python -m bench.memory`, `python -m bench.bigtxn`, `python -m bench.instructions`, and the
 profiler as `python -m bench.profile`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import bigtxn, catchup, hotpath, latency, memory
+from bench import bigtxn, catchup, hotpath, instructions, latency, memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = ["--quick"] if args.quick else []
     status = 0
-    for bench in (hotpath, catchup, latency, memory, bigtxn):
+    for bench in (hotpath, instructions, catchup, latency, memory, bigtxn):
         status |= bench.main(extra)
     return status
 

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single-rows", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--hotpath-only", action="store_true", help="no servers: seconds")
-    parser.add_argument("--quick", action="store_true", help="smoke test: tiny sizes")
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny, no servers")
     parser.add_argument("--keep", action="store_true", help="keep the callgrind profiles")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.rows, args.single_rows, args.repeat = 2000, 500, 1
+        args.hotpath_only = True  # callgrind start-up alone is ~20 s a run
     implementation = accelerated()
     work = Path(tempfile.mkdtemp(prefix="streamer-callgrind-"))
     try:
