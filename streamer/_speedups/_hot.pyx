@@ -159,57 +159,95 @@ cdef class RowBuilder:
 cdef Py_ssize_t XLOG_HEADER_SIZE = 25
 
 
-def feed_inserts(
+cdef inline unsigned long long _u64(const unsigned char* p):
+    cdef unsigned long long v = 0
+    cdef int k
+    for k in range(8):
+        v = (v << 8) | p[k]
+    return v
+
+
+def feed_plain(
     list frames, Py_ssize_t i, long long rel_id, RowBuilder row_builder, object builder,
-    Py_ssize_t overhead,
+    Py_ssize_t overhead, object skip_before, object stop_lsn, object now, object received,
 ):
-    """`TransactionAssembler.feed`'s Insert branch plus `BatchBuilder.row` / `add`, for
-    the frames from index `i` on that are XLogData Inserts of relation `rel_id` outside
-    a stream block: each becomes a source row, normalized with `builder.normalizer` and
-    added to the open transaction. Returns the index of the first frame not consumed:
-    another kind of frame, or one that raised (left for the pure loop to raise again,
-    with its position). `builder` must be exactly a `BatchBuilder` with an open
-    transaction (the caller checks)."""
+    """`TransactionAssembler.feed` for a run of plain XLogData Begin / Insert / Commit
+    frames outside any stream block, not skipping, Inserts of relation `rel_id` only
+    (with `BatchBuilder.begin`, `row`/`add` and `commit`). Stops, leaving it to the
+    pure loop, at any other frame, a Begin that starts skipping or reaches the stop
+    position, or any frame that raises (the pure loop raises it again with its
+    position). Returns (next index, received, whether a Begin was applied).
+    `builder` must be exactly a `BatchBuilder` (the caller checks)."""
     cdef Py_ssize_t n = len(frames), size
     cdef const unsigned char* buf
     cdef long long got
+    cdef unsigned long long lsn
+    cdef long long commit_us
     cdef bytes data
+    cdef bint began = False
+    cdef unsigned char tag
     chunk = builder._open
-    if chunk is None:
-        return i
     normalizer = builder.normalizer
-    canonical, rejected = chunk.canonical, chunk.rejected
     added = 0
     try:
         while i < n:
             data = bytes(frames[i])
             size = PyBytes_GET_SIZE(data)
-            if size < XLOG_HEADER_SIZE + 8:
-                break
             buf = <const unsigned char*>PyBytes_AS_STRING(data)
-            if buf[0] != 0x77 or buf[XLOG_HEADER_SIZE] != 0x49:  # 'w' XLogData, 'I' Insert
+            if size <= XLOG_HEADER_SIZE or buf[0] != 0x77:  # 'w' XLogData
                 break
-            got = (
-                (<long long>buf[26] << 24) | (<long long>buf[27] << 16)
-                | (<long long>buf[28] << 8) | <long long>buf[29]
-            )
-            if got != rel_id:
-                break
-            try:
-                row = row_builder.build(data, XLOG_HEADER_SIZE)
-            except Exception:
-                break  # the pure loop raises it again, with the frame's position
-            record = normalizer(row)
-            if type(record) is Canonical:
-                canonical.append(record)
+            tag = buf[XLOG_HEADER_SIZE]
+            if tag == 0x49:  # 'I'
+                if chunk is None or size < XLOG_HEADER_SIZE + 8:
+                    break
+                got = (
+                    (<long long>buf[26] << 24) | (<long long>buf[27] << 16)
+                    | (<long long>buf[28] << 8) | <long long>buf[29]
+                )
+                if got != rel_id:
+                    break
+                try:
+                    row = row_builder.build(data, XLOG_HEADER_SIZE)
+                except Exception:
+                    break
+                record = normalizer(row)
+                if type(record) is Canonical:
+                    chunk.canonical.append(record)
+                else:
+                    chunk.rejected.append(record)
+                added += len((<tuple>row)[2]) + len((<tuple>row)[3]) + overhead
+            elif tag == 0x42:  # 'B': final LSN (8), commit time (8), xid (4)
+                if size < XLOG_HEADER_SIZE + 21:
+                    break
+                lsn = _u64(buf + 26)
+                commit_us = <long long>_u64(buf + 34)
+                final_lsn = lsn
+                if final_lsn < skip_before or (stop_lsn is not None and final_lsn >= stop_lsn):
+                    break
+                if added:
+                    builder._open_bytes += added
+                    added = 0
+                builder.begin(commit_us, now)
+                chunk = builder._open
+                began = True
+            elif tag == 0x43:  # 'C': flags (1), commit LSN (8), end LSN (8), time (8)
+                if chunk is None or size < XLOG_HEADER_SIZE + 26:
+                    break
+                end_lsn = _u64(buf + 35)
+                if end_lsn > received:
+                    received = end_lsn
+                if added:
+                    builder._open_bytes += added
+                    added = 0
+                builder.commit(end_lsn)
+                chunk = None
             else:
-                rejected.append(record)
-            added += len((<tuple>row)[2]) + len((<tuple>row)[3]) + overhead
+                break
             i += 1
     finally:
         if added:
             builder._open_bytes += added
-    return i
+    return i, received, began
 
 
 # -- normalizing: the common valid shapes, else the pure function ----------------------

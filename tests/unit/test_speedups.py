@@ -346,3 +346,88 @@ def test_version_names_the_implementation() -> None:
         check=False,
     )
     assert proc.stdout.strip().endswith("pure-python")
+
+
+# -- the assembler's compiled run of Begin / Insert / Commit ------------------------------
+def assembled(
+    frames: list[bytes], skip_before: int, stop_lsn: int | None, compiled: bool
+) -> object:
+    """Everything the assembler leaves behind after the frames, in reads of 7."""
+    from streamer.pgoutput.relations import RelationCache  # noqa: PLC0415
+    from streamer.sources.slot import assembler as module  # noqa: PLC0415
+
+    saved = module.hot
+    module.hot = module.hot if compiled else None
+    try:
+        builder = BatchBuilder(10_000, 1 << 30, 1.0, normalizer=pure_normalize)
+        asm = module.TransactionAssembler(
+            RelationCache("public", "raw_transactions"), builder, skip_before, stop_lsn
+        )
+        error: object = None
+        try:
+            for start in range(0, len(frames), 7):
+                asm.feed([memoryview(f) for f in frames[start : start + 7]], 1.0)
+        except Exception as exc:
+            error = (type(exc).__name__, str(exc), getattr(exc, "lsn", None))
+        chunks = [
+            (
+                c.commit_time_us,
+                c.end_lsn,
+                [exact(r) for r in c.canonical],
+                [exact(r) for r in c.rejected],
+            )
+            for c in builder._done
+        ]
+        state = (asm.received, asm.keepalive_end, asm.idle_end, asm.reached_end, asm.skipping)
+        return error, chunks, builder._done_bytes, builder._open_bytes, state
+    finally:
+        module.hot = saved
+
+
+def backlog_frames(per_txn: list[int], seed: int) -> list[bytes]:
+    factory = PayloadFactory(seed=seed, bad_ratio=0.1)
+    out = [
+        encode.xlog_data(
+            encode.relation(9, "public", "raw_transactions", encode.SEED_SOURCE_COLUMNS), 0
+        )
+    ]
+    out.append(
+        encode.xlog_data(encode.relation(10, "public", "other", encode.SEED_SOURCE_COLUMNS), 0)
+    )
+    lsn = 0x1000
+    for t, count in enumerate(per_txn):
+        out.append(encode.xlog_data(encode.begin(lsn + 100 * count, 1000 + t, t), lsn))
+        for k in range(count):
+            data, merchant = factory.one()
+            rel = 10 if k == 2 else 9
+            values = [f"id{t}-{k}", dumps(data), dumps(merchant), f"tid{k}", None, "f", None]
+            out.append(encode.xlog_data(encode.insert(rel, values), lsn))
+            lsn += 100
+        out.append(encode.xlog_data(encode.commit(lsn, lsn + 40, 1000 + t), lsn))
+        lsn += 64
+        if t % 3 == 1:
+            out.append(encode.keepalive(lsn + 7))
+    return out
+
+
+@needs_hot
+@FUZZ
+@given(
+    per_txn=st.lists(st.integers(0, 5), min_size=1, max_size=8),
+    seed=st.integers(0, 1000),
+    skip=st.integers(0, 0x1800),
+    stop=st.none() | st.integers(0x1000, 0x2000),
+    damage=st.none() | st.tuples(st.integers(0), st.integers(0), st.integers(0, 255)),
+)
+def test_fuzz_assembler(
+    per_txn: list[int], seed: int, skip: int, stop: int | None, damage: tuple[int, int, int] | None
+) -> None:
+    """The compiled run of plain frames leaves the assembler and the batch exactly as the
+    pure loop does: rows, sizes, positions, skip/stop decisions, errors and their LSN."""
+    frames = backlog_frames(per_txn, seed)
+    if damage is not None:
+        which, position, value = damage
+        frame = bytearray(frames[which % len(frames)])
+        frame[position % len(frame)] = value
+        frames[which % len(frames)] = bytes(frame[: max(len(frame) - value % 5, 1)])
+    assert assembled(frames, skip, stop, True) == assembled(frames, skip, stop, False)

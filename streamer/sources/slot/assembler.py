@@ -125,9 +125,20 @@ class TransactionAssembler:
                                 # bytes: column values are decoded from slices of it
                                 add_row(row_builder(bytes(frame), XLOG_HEADER_SIZE))
                                 if fast and type(row_builder) is hot.RowBuilder:  # type: ignore[union-attr]
-                                    i = hot.feed_inserts(  # type: ignore[union-attr]
-                                        frames, i, rel_id, row_builder, builder, ROW_OVERHEAD_BYTES
+                                    i, received, began = hot.feed_plain(  # type: ignore[union-attr]
+                                        frames,
+                                        i,
+                                        rel_id,
+                                        row_builder,
+                                        builder,
+                                        ROW_OVERHEAD_BYTES,
+                                        skip_before,
+                                        stop_lsn,
+                                        now,
+                                        received,
                                     )
+                                    if began:
+                                        keepalive_end = self.idle_end = 0
                     elif tag == BEGIN:
                         final_lsn, commit_time_us = begin_fields(frame, XLOG_HEADER_SIZE)
                         keepalive_end = self.idle_end = 0
