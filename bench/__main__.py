@@ -1,8 +1,9 @@
-"""The whole suite: `python -m bench [--quick]` runs hot path, catch-up, latency, memory
-and the large streamed transaction in turn with their defaults (or their --quick sizes).
+"""The whole suite: `python -m bench [--quick]` runs hot path, instruction counts,
+catch-up, latency, memory and the large streamed transaction in turn with their defaults
+(or their --quick sizes).
 Run a single benchmark as `python -m bench.hotpath`, `python -m bench.catchup`,
-`python -m bench.latency`, `python -m bench.memory`, `python -m bench.bigtxn`, `python -m bench.instructions`, and the
-profiler as `python -m bench.profile`."""
+`python -m bench.latency`, `python -m bench.memory`, `python -m bench.bigtxn`,
+`python -m bench.instructions`, and the profiler as `python -m bench.profile`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Instructions per row, counted by valgrind's callgrind: figures that do not move with
 the host's load or CPU clock the way wall-clock ratios do.
 
-    python -m bench.instructions [--rows 20000] [--single-rows 5000] [--repeat 2]
+    python -m bench.instructions [--rows 20000] [--single-rows 10000] [--repeat 2]
                                  [--hotpath-only] [--quick]
 
 1. **End to end** (real source and target clusters, as `bench.catchup`): the streamer
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--single-rows", type=int, default=5_000)
+    parser.add_argument("--single-rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--hotpath-only", action="store_true", help="no servers: seconds")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny, no servers")

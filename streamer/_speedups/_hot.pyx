@@ -21,6 +21,7 @@ failure is a Python exception, never a crash.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy, strcspn
 
 import orjson
@@ -843,3 +844,49 @@ def format_rows(list rows, tuple tail, bytearray buf, object fallback, object tr
         out.used = out.cap = PyByteArray_GET_SIZE(out.buf)
         out.base = PyByteArray_AS_STRING(out.buf)
     out.finish()
+
+
+# -- the batch: commit info once per transaction, then its rows --------------------------
+cdef long long PG_EPOCH_OFFSET_US = 946684800000000
+cdef object _LSN_LIMIT = 2 ** 64
+
+
+cdef object _commit_info(object chunk, object second_iso, object pure_commit_info):
+    """`copy_text.commit_info`: (pg_us_to_iso(commit time), format_lsn(end LSN))."""
+    cdef char text[48]
+    cdef long long unix_us, seconds, micros
+    cdef unsigned long long lsn
+    cdef int written
+    commit_us = chunk.commit_time_us
+    end_lsn = chunk.end_lsn
+    if (
+        type(commit_us) is not int or type(end_lsn) is not int
+        or not (-PG_EPOCH_OFFSET_US <= commit_us < (1LL << 62))
+        or not (0 <= end_lsn < _LSN_LIMIT)
+    ):
+        return pure_commit_info(chunk)
+    unix_us = <long long>commit_us + PG_EPOCH_OFFSET_US
+    seconds = unix_us // 1000000
+    micros = unix_us % 1000000
+    second = second_iso(seconds)
+    written = snprintf(text, sizeof(text), ".%06lld+00:00", micros)
+    committed_at = second + text[:written].decode("ascii")
+    lsn = end_lsn
+    written = snprintf(text, sizeof(text), "%llX/%llX", lsn >> 32, lsn & 0xFFFFFFFFULL)
+    return (committed_at, text[:written].decode("ascii"))
+
+
+def encode_chunks(
+    list chunks, object txn_kind, object rejected_fields, object fallback, object transformer,
+    bytearray canonical_out, bytearray rejected_out, object second_iso, object pure_commit_info,
+):
+    """`copy_text.encode_batch`'s loop: for each whole transaction chunk, its commit
+    info (`commit_info`) and the COPY text of its rows and rejected rows."""
+    for chunk in chunks:
+        if chunk.end_lsn is None or chunk.kind != txn_kind:
+            continue
+        tail = _commit_info(chunk, second_iso, pure_commit_info)
+        format_rows(chunk.canonical, tail, canonical_out, fallback, transformer)
+        rejected = chunk.rejected
+        if rejected:
+            format_rows([rejected_fields(row) for row in rejected], tail, rejected_out, fallback, transformer)

@@ -22,7 +22,7 @@ from psycopg.adapt import Transformer
 from streamer._speedups import hot
 from streamer.lsn import format_lsn
 from streamer.normalize.records import Rejection
-from streamer.pgtime import pg_us_to_iso
+from streamer.pgtime import _second_iso, pg_us_to_iso
 from streamer.sources.batching import TXN, Batch, TxnChunk
 
 try:  # internal API: see the module docstring
@@ -64,16 +64,18 @@ def encode_batch(batch: Batch, speedups: ModuleType | None = hot) -> tuple[bytes
     the per-transaction work is most of the cost. The lists built below are the
     specification; `speedups.format_rows` writes the same bytes without building them."""
     if speedups is not None and format_row_text is not None:
-        transformer = Transformer()
         canonical_out, rejected_out = bytearray(), bytearray()
-        for chunk in batch.chunks:
-            if chunk.end_lsn is None or chunk.kind != TXN:
-                continue
-            tail = commit_info(chunk)
-            speedups.format_rows(chunk.canonical, tail, canonical_out, format_row_text, transformer)
-            if chunk.rejected:
-                rows = [rejected_fields(row) for row in chunk.rejected]
-                speedups.format_rows(rows, tail, rejected_out, format_row_text, transformer)
+        speedups.encode_chunks(
+            batch.chunks,
+            TXN,
+            rejected_fields,
+            format_row_text,
+            Transformer(),
+            canonical_out,
+            rejected_out,
+            _second_iso,
+            commit_info,
+        )
         return bytes(canonical_out), bytes(rejected_out)
     canonical: list[tuple[Any, ...]] = []
     rejected: list[tuple[Any, ...]] = []

@@ -302,13 +302,14 @@ def test_encode_batch(speedups: Any) -> None:
     builder = BatchBuilder(10_000, 1 << 30, 1.0, normalizer=pure_normalize)
     factory = PayloadFactory(seed=3, bad_ratio=0.1)
     for txn in range(40):
-        builder.begin(820_454_400_000_000 + txn * 1_000_003, 0.0)
+        commit_us = 820_454_400_000_000 + txn * 1_000_003 if txn % 9 else -(10**16) - txn
+        builder.begin(commit_us, 0.0)
         for i in range(txn % 7 + 1):
             data, merchant = factory.one()
             builder.row(
                 SourceRow(f"s{txn}-{i}", f"t{txn}\t{i}", dumps(data), dumps(merchant), None)
             )
-        builder.commit(0x1000000 + txn * 64)
+        builder.commit(0x1000000 + txn * 64 if txn % 11 else (1 << 64) - 1 - txn)
     batch = builder.take(0.0)
     assert encode_batch(batch, speedups) == encode_batch(batch, None)
 
