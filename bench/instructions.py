@@ -111,6 +111,10 @@ def end_to_end(rows: int, per_txn: int, repeat: int, work: Path) -> dict[str, An
         log(f"  loaded in {seconds:.1f} s")
         empty_url = target.createdb("app_empty")
         run_checked(streamer_cmd("init"), streamer_env(source_url, empty_url, "s_empty"), cwd)
+        version = run_checked(
+            streamer_cmd("--version"), streamer_env(source_url, empty_url, "-"), cwd
+        )
+        log(f"  counting {version.strip()} (set PYTHONPATH to count a checkout's code)")
         once = streamer_cmd("run", "--once")
         empty_out = work / f"empty-{per_txn}.out"
         empty = callgrind(once, streamer_env(source_url, empty_url, "s_empty"), cwd, empty_out)
