@@ -185,6 +185,8 @@ def streamer_env(source_url: str, target_url: str, slot: str, **extra: str) -> d
         if not k.startswith(("STREAMER_", "SOURCE_", "TARGET_", "DATALAKE_"))
         and k != "DATABASE_URL"
     }
+    if "STREAMER_PURE_PYTHON" in os.environ:  # which twin runs is the caller's choice
+        env["STREAMER_PURE_PYTHON"] = os.environ["STREAMER_PURE_PYTHON"]
     env.update(
         SOURCE_DATABASE_URL=source_url,
         TARGET_DATABASE_URL=target_url,

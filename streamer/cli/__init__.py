@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from streamer import __version__
+from streamer import __version__, _speedups
 from streamer.cli.files import FILES_RUN_OPTIONS, add_files_options
 from streamer.config import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT_MS, Settings, load_settings
 from streamer.errors import EXIT_RUNTIME, EXIT_USAGE, StreamerError
@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Flags override environment variables; a .env file in the working directory "
         "is read too.",
     )
-    parser.add_argument("--version", action="version", version=f"streamer {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"streamer {__version__} {_speedups.IMPLEMENTATION}"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, text: str, options: bool = True) -> argparse.ArgumentParser:
@@ -277,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.verbose = getattr(args, "verbose", False)
     log_format = getattr(args, "log_format", None) or env.get("STREAMER_LOG_FORMAT") or "text"
     configure_logging(args.verbose, log_format if log_format in ("text", "json") else "text")
+    _speedups.warn_if_pure()
     try:
         return COMMANDS[args.command](args, lambda: settings_from(args, env))
     except StreamerError as exc:

@@ -24,6 +24,9 @@ caught by a last-resort handler and turned into `unrecognized_payload` with an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from streamer._speedups import hot
 from streamer.normalize import amounts, codes, json_payload, registry
 from streamer.normalize.errors import Reject, describe
 from streamer.normalize.merchant import parse_merchant
@@ -34,8 +37,10 @@ INTERNAL_ERROR_PREFIX = "internal error"
 _new_tuple = tuple.__new__
 
 
-def normalize(row: SourceRow) -> Canonical | Rejection:
-    """Normalize one source row; total: returns a `Rejection` instead of raising."""
+def pure_normalize(row: SourceRow) -> Canonical | Rejection:
+    """Normalize one source row; total: returns a `Rejection` instead of raising.
+
+    The specification; `normalize` is this or its compiled twin (`streamer._speedups`)."""
     try:
         return _normalize(row)
     except Reject as rejected:
@@ -136,3 +141,10 @@ def _check_storable(
         )
     )
     raise Reject("invalid_text", f"{culprit} contains NUL or a lone surrogate")
+
+
+normalize: Callable[[SourceRow], Canonical | Rejection] = pure_normalize
+"""`pure_normalize`, or its compiled twin when built (same results: tests/unit/test_speedups.py)."""
+if hot is not None:
+    hot.bind(pure_normalize)
+    normalize = hot.normalize

@@ -8,8 +8,10 @@ every following row into a rejection.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Final
 
+from streamer._speedups import hot
 from streamer.errors import ProtocolError, SchemaChanged
 from streamer.normalize.records import SourceRow
 from streamer.pgoutput.messages import Relation, decode_insert_columns
@@ -45,15 +47,20 @@ def _check_columns(relation: Relation, index: dict[str, int]) -> None:
             )
 
 
-def _row_builder(relation: Relation) -> RowBuilder:
+def _row_builder(relation: Relation, speedups: ModuleType | None = hot) -> RowBuilder:
     """A decoder from Insert message bytes straight to SourceRow for this relation's
-    column layout (columns found by name, so added columns are simply skipped)."""
+    column layout (columns found by name, so added columns are simply skipped).
+
+    `build` below is the specification; `speedups.RowBuilder` its compiled twin."""
     index = {column.name: i for i, column in enumerate(relation.columns)}
     _check_columns(relation, index)
     positions = {index[name]: slot for slot, name in enumerate(WANTED) if name in index}
     last = max(positions)
     slots = tuple(positions.get(i, -1) for i in range(last + 1))
     width = len(WANTED)
+    if speedups is not None:
+        compiled: RowBuilder = speedups.RowBuilder(slots, width)
+        return compiled
 
     def build(message: bytes, base: int = 0) -> SourceRow:
         source_id, transactional_id, data, merchant, created_at = decode_insert_columns(

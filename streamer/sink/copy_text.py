@@ -14,13 +14,15 @@ psycopg release moves it, `encode_rows` returns None and the writer falls back t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import Any
 
 from psycopg.adapt import Transformer
 
+from streamer._speedups import hot
 from streamer.lsn import format_lsn
 from streamer.normalize.records import Rejection
-from streamer.pgtime import pg_us_to_iso
+from streamer.pgtime import _second_iso, pg_us_to_iso
 from streamer.sources.batching import TXN, Batch, TxnChunk
 
 try:  # internal API: see the module docstring
@@ -55,11 +57,26 @@ def commit_info(chunk: TxnChunk) -> tuple[str, str | None]:
     return pg_us_to_iso(chunk.commit_time_us), lsn
 
 
-def encode_batch(batch: Batch) -> tuple[bytes, bytes] | None:
+def encode_batch(batch: Batch, speedups: ModuleType | None = hot) -> tuple[bytes, bytes] | None:
     """COPY text for the batch's whole transactions (transactions, rejected rows).
 
     One pass, commit info formatted once per transaction: with single-row transactions
-    the per-transaction work is most of the cost."""
+    the per-transaction work is most of the cost. The lists built below are the
+    specification; `speedups.format_rows` writes the same bytes without building them."""
+    if speedups is not None and format_row_text is not None:
+        canonical_out, rejected_out = bytearray(), bytearray()
+        speedups.encode_chunks(
+            batch.chunks,
+            TXN,
+            rejected_fields,
+            format_row_text,
+            Transformer(),
+            canonical_out,
+            rejected_out,
+            _second_iso,
+            commit_info,
+        )
+        return bytes(canonical_out), bytes(rejected_out)
     canonical: list[tuple[Any, ...]] = []
     rejected: list[tuple[Any, ...]] = []
     for chunk in batch.chunks:

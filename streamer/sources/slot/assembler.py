@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from streamer._speedups import hot
 from streamer.errors import ProtocolError
 from streamer.pgoutput.frames import (
     KEEPALIVE,
@@ -48,7 +49,7 @@ from streamer.pgoutput.messages import (
     stream_xid,
 )
 from streamer.pgoutput.relations import RelationCache, RowBuilder
-from streamer.sources.batching import BatchBuilder
+from streamer.sources.batching import ROW_OVERHEAD_BYTES, BatchBuilder
 
 STREAM_MESSAGES = frozenset({STREAM_START, STREAM_STOP, STREAM_COMMIT, STREAM_ABORT})
 
@@ -95,8 +96,15 @@ class TransactionAssembler:
         skipping, received, keepalive_end = self.skipping, self.received, self.keepalive_end
         last_rel_id, row_builder = self._last_rel_id, self._row_builder
         reply_requested = False
+        # The compiled twin of the Insert branch below (with BatchBuilder.row) consumes
+        # the run of inserts that follows one; the branch itself stays the specification.
+        fast = hot is not None and type(builder) is BatchBuilder and type(frames) is list
+        count, i = len(frames), 0
+        frame: memoryview | bytes = b""
         try:
-            for frame in frames:
+            while i < count:
+                frame = frames[i]
+                i += 1
                 kind = frame[0]
                 if kind == XLOG_DATA:
                     tag = frame[XLOG_HEADER_SIZE]
@@ -116,6 +124,21 @@ class TransactionAssembler:
                             if row_builder is not None:
                                 # bytes: column values are decoded from slices of it
                                 add_row(row_builder(bytes(frame), XLOG_HEADER_SIZE))
+                                if fast and type(row_builder) is hot.RowBuilder:  # type: ignore[union-attr]
+                                    i, received, began = hot.feed_plain(  # type: ignore[union-attr]
+                                        frames,
+                                        i,
+                                        rel_id,
+                                        row_builder,
+                                        builder,
+                                        ROW_OVERHEAD_BYTES,
+                                        skip_before,
+                                        stop_lsn,
+                                        now,
+                                        received,
+                                    )
+                                    if began:
+                                        keepalive_end = self.idle_end = 0
                     elif tag == BEGIN:
                         final_lsn, commit_time_us = begin_fields(frame, XLOG_HEADER_SIZE)
                         keepalive_end = self.idle_end = 0

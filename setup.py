@@ -1,0 +1,42 @@
+"""Build of the optional compiled twins (`streamer/_speedups/_hot.pyx`, Cython).
+
+Everything else is in pyproject.toml. Where no C compiler (or no Cython) is found the
+extension is skipped with a warning and the install still succeeds: `streamer` then runs
+the pure-Python twin and says so in one line at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that turns a failed compile into a warning."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler at all (DistutilsPlatformError, ...)
+            print(f"warning: streamer speedups not built ({exc}); pure Python will run")
+
+    def build_extension(self, ext: Any) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # CCompilerError, missing headers, ...
+            print(f"warning: streamer speedups not built ({exc}); pure Python will run")
+
+
+def extensions() -> list[Extension]:
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        print("warning: Cython not found: streamer speedups not built")
+        return []
+    ext = Extension("streamer._speedups._hot", ["streamer/_speedups/_hot.pyx"])
+    return list(cythonize([ext], quiet=True, compiler_directives={"language_level": "3"}))
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
