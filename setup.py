@@ -31,7 +31,7 @@ class OptionalBuildExt(build_ext):
 
 def extensions() -> list[Extension]:
     try:
-        from Cython.Build import cythonize
+        from Cython.Build import cythonize  # noqa: PLC0415  (optional: no Cython, no speedups)
     except ImportError:
         print("warning: Cython not found: streamer speedups not built")
         return []
