@@ -4,10 +4,15 @@ checkpoint), exit 1 with the differing ids otherwise; chunked walks via --batch-
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from tests.integration.conftest import Lab
+import pytest
+
+from streamer.ops.embedded import LocalCluster, wheel_bindir
+from tests.integration.conftest import FAST_SETTINGS, SOURCE_SETTINGS, Lab, _lab
 from tests.integration.test_errors import assert_one_clear_line
 
 GENERATE = """
@@ -136,3 +141,39 @@ def test_usage_and_runtime_errors(lab: Lab) -> None:
     assert_one_clear_line(lab.cli("verify", "--since", "yesterday"), 2, "--since")
     assert_one_clear_line(lab.cli("verify", "--mode", "carrier-pigeon"), 2, "mode")
     assert_one_clear_line(lab.cli("verify"), 1, "no progress")
+
+
+@pytest.fixture(scope="module")
+def tracked(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """A source with track_commit_timestamp = on (it needs a restart to change)."""
+    source = LocalCluster(
+        wheel_bindir(), "pg18ts-source", **SOURCE_SETTINGS, track_commit_timestamp="on"
+    ).start()
+    target = LocalCluster(wheel_bindir(), "pg18ts-target", **FAST_SETTINGS).start()
+    try:
+        yield from _lab((source, target), request)
+    finally:
+        source.destroy()
+        target.destroy()
+
+
+def test_with_commit_timestamps_a_row_lost_seconds_ago_is_reported_at_once(
+    tracked: Lab,
+) -> None:
+    """Without commit timestamps a row created less than --settle (60 s) before the last
+    applied commit is only "not yet due"; with them, a row whose transaction committed
+    before the last applied commit is due at once."""
+    lab = tracked
+    assert lab.cli("init").returncode == 0
+    generate(lab, 10)
+    time.sleep(1.5)  # beyond verify's one-second margin for commit-time order
+    generate(lab, 1)
+    assert lab.cli("run", "--once").returncode == 0
+    lost = lab.target_ids()[0]
+    lab.sql(lab.target_url, "DELETE FROM transactions WHERE source_id = %s", (lost,))
+    result = lab.cli("verify", "--json")  # the default --settle 60
+    report = json.loads(result.stdout)
+    assert result.returncode == 1, report
+    assert report["missing"] == {"count": 1, "ids": [lost]}
+    check = lab.cli("check")
+    assert "track_commit_timestamp: on" in check.stdout, check.stdout
