@@ -4,6 +4,7 @@ final metrics. The CLI parses; this wires."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from streamer import __version__
 from streamer.config import Settings, url_hosts
@@ -47,7 +48,10 @@ def run_slot(
         setup=prepare if setup else None,
         on_host=lambda host: metrics.set_source_host(host, hosts),
     )
-    sink = BatchWriter(target_url, settings.target_schema, settings.slot)
+
+    def sink() -> BatchWriter:
+        return BatchWriter(target_url, settings.target_schema, settings.slot)
+
     return _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
 
 
@@ -59,7 +63,10 @@ def run_poll(
 
     _, target_url = settings.require_urls()
     source = PollSource(settings, once)
-    sink = BatchWriter(target_url, settings.target_schema, marker_name(settings))
+
+    def sink() -> BatchWriter:
+        return BatchWriter(target_url, settings.target_schema, marker_name(settings))
+
     summary = _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
     return summary, source.line(summary)
 
@@ -75,7 +82,10 @@ def run_files(
     files_url, target_url = settings.require_files()
     bucket, prefix = parse_files_url(files_url)
     source = FilesSource(settings, once, metrics)
-    sink = FilesWriter(target_url, settings.target_schema, bucket, prefix)
+
+    def sink() -> BatchWriter:
+        return FilesWriter(target_url, settings.target_schema, bucket, prefix)
+
     summary = _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
     return summary, source.line(summary)
 
@@ -97,7 +107,7 @@ def init_files(settings: Settings) -> list[str]:
 def _driver(
     settings: Settings,
     source: Source,
-    sink: BatchWriter,
+    sink: Callable[[], BatchWriter],
     *,
     metrics: Metrics,
     stop: StopFlag,

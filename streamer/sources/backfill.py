@@ -67,7 +67,7 @@ def copy_rows(
     source = BackfillSource(settings, lsn, mode, snapshot, after_id or ZERO_UUID)
     driver = Driver(
         source,
-        _Claimed(writer),
+        lambda: _Claimed(writer),
         batch_size=CHUNK_ROWS,
         batch_timeout_s=0.0,
         metrics=NullMetrics(),

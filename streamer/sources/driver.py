@@ -14,6 +14,7 @@ import logging
 import select
 import sys
 import time
+from collections.abc import Callable
 from typing import Final
 
 from streamer.errors import StreamerError
@@ -44,7 +45,7 @@ class Driver:
     def __init__(
         self,
         source: Source,
-        sink: Sink,
+        sink: Callable[[], Sink],
         *,
         batch_size: int,
         batch_timeout_s: float,
@@ -54,7 +55,11 @@ class Driver:
         summary: RunSummary | None = None,
     ) -> None:
         self.source = source
-        self.sink = sink
+        # A new sink (connection, claimed epoch) for every attempt: a writer thread that
+        # outlived a failed session keeps its own, so it can neither close nor write on
+        # the next session's connection (its stale epoch fails the fence).
+        self.new_sink = sink
+        self.sink: Sink | None = None
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
         self.metrics = metrics
@@ -94,16 +99,18 @@ class Driver:
             guarded=source.guarded,
         )
         try:
-            durable = source.open(self.sink, builder)
+            self.sink = sink = self.new_sink()
+            durable = source.open(sink, builder)
             self._note_durable(durable)
-            writer = WriterThread(self.sink)
+            writer = WriterThread(sink)
             try:
                 self._loop(writer, builder, durable)
             finally:
                 writer.stop()
         finally:
             source.close()
-            self.sink.close()
+            if self.sink is not None:
+                self.sink.close()
             state.streaming = state.source_connected = state.target_connected = False
             for database in ("source", "target"):
                 self.metrics.connected.labels(database).set(0)
@@ -116,6 +123,7 @@ class Driver:
 
     def _loop(self, writer: WriterThread, builder: BatchBuilder, durable: int) -> None:
         source, state, stop, sink = self.source, self.state, self.stop, self.sink
+        assert sink is not None
         state.streaming = state.source_connected = state.target_connected = True
         self.metrics.connected.labels("source").set(1)
         self.metrics.parked_bytes.set(0)

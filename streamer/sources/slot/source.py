@@ -117,8 +117,9 @@ class SlotSource:
         # before its checkpoint epoch is bumped (which would fence it).
         stream.start(settings.slot, settings.publication, checkpoint or 0, self.streaming)
         claimed = sink.claim(checkpoint if checkpoint is not None else confirmed)
-        if self.streaming:
-            sink.forget_parked()
+        # Always, streaming or not: rows parked by an earlier streaming session must not
+        # wait for a later transaction that happens to reuse their xid.
+        sink.forget_parked()
         relations = RelationCache(settings.source_schema, settings.source_table)
         self._builder = builder
         self._assembler = TransactionAssembler(relations, builder, claimed, self.stop_lsn)
