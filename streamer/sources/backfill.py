@@ -24,10 +24,10 @@ from streamer.runtime.dbconn import connect, translated
 from streamer.runtime.metrics import NullMetrics
 from streamer.runtime.progress import Progress
 from streamer.runtime.stopping import StopFlag
-from streamer.sink.base import Sink, WriteResult
+from streamer.sink.base import Sink
 from streamer.sink.writer import BatchWriter
 from streamer.sources.accounting import RunSummary
-from streamer.sources.base import ZERO_UUID
+from streamer.sources.base import ZERO_UUID, CursorSource
 from streamer.sources.batching import BatchBuilder
 from streamer.sources.driver import Driver
 
@@ -98,11 +98,11 @@ class _Claimed:
         return None
 
 
-class BackfillSource:
+class BackfillSource(CursorSource):
     """The source table in id order inside one snapshot (REPEATABLE READ, read only)."""
 
-    moves_lsn = False
-    guarded = True  # without a snapshot (a resumed copy) the stream may deliver rows too
+    # guarded (CursorSource): without a snapshot (a resumed copy) the stream may deliver
+    # rows too
 
     def __init__(
         self, settings: Settings, lsn: int, mode: str, snapshot: str | None, after_id: str
@@ -163,18 +163,6 @@ class BackfillSource:
 
     def finished(self) -> bool:
         return self.done
-
-    def idle_position(self, durable: int, now: float, ending: bool) -> int | None:
-        return None
-
-    def durable(self, result: WriteResult, now: float) -> None:
-        return None
-
-    def tick(self, now: float, waiting: bool) -> float:
-        return 0.0
-
-    def wait_fds(self) -> list[int]:
-        return []
 
     def close(self) -> None:
         if self._conn is not None:

@@ -58,3 +58,25 @@ class Source(Protocol):
     def close(self) -> None:
         """Close connections; the source may be opened again (a retry)."""
         ...
+
+
+class CursorSource:
+    """Defaults for the sources whose position is a cursor the sink stores with each
+    chunk (poll, backfill, files): no LSN to confirm, nothing to advance while idle,
+    duplicates possible (so writes are guarded), read by calling `read`, not by waiting
+    on a socket. Subclasses override what they do differently."""
+
+    moves_lsn = False
+    guarded = True
+
+    def idle_position(self, durable: int, now: float, ending: bool) -> int | None:
+        return None
+
+    def durable(self, result: WriteResult, now: float) -> None:
+        return None
+
+    def tick(self, now: float, waiting: bool) -> float:
+        return 0.0
+
+    def wait_fds(self) -> list[int]:
+        return []

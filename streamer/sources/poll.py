@@ -38,9 +38,9 @@ from streamer.config import Settings
 from streamer.errors import PreflightFailed
 from streamer.normalize.records import SourceRow
 from streamer.runtime.dbconn import connect, translated
-from streamer.sink.base import Sink, WriteResult
+from streamer.sink.base import Sink
 from streamer.sources.accounting import RunSummary
-from streamer.sources.base import ZERO_UUID
+from streamer.sources.base import ZERO_UUID, CursorSource
 from streamer.sources.batching import BatchBuilder
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,10 @@ class _Cycle:
     cursor: tuple[Any, str]  # keyset position: (created_at, id)
 
 
-class PollSource:
+class PollSource(CursorSource):
     """The source table read by keyset, cycle after cycle (`--once`: one cycle)."""
 
-    moves_lsn = False
-    guarded = True  # the overlap re-reads rows already written
+    # guarded (CursorSource): the overlap re-reads rows already written
 
     def __init__(self, settings: Settings, once: bool) -> None:
         self.source_url, _ = settings.require_urls()
@@ -212,19 +211,10 @@ class PollSource:
     def finished(self) -> bool:
         return self._done
 
-    def idle_position(self, durable: int, now: float, ending: bool) -> int | None:
-        return None
-
-    def durable(self, result: WriteResult, now: float) -> None:
-        return None
-
     def tick(self, now: float, waiting: bool) -> float:
         if self._cycle is not None:
             return 0.0
         return min(HEARTBEAT_S, max(0.0, self._next_cycle_at - now))
-
-    def wait_fds(self) -> list[int]:
-        return []
 
     def _close_cycle(self) -> None:
         if self._cycle is not None:

@@ -37,6 +37,7 @@ from streamer.runtime.progress import Progress
 from streamer.sink.base import Sink, WriteResult
 from streamer.sink.files import CANONICAL, DONE, FAILED, MORE, REJECTED, FileCursor
 from streamer.sources.accounting import RunSummary
+from streamer.sources.base import CursorSource
 from streamer.sources.batching import ROW_OVERHEAD_BYTES, BatchBuilder
 from streamer.sources.files.catalog import Catalog, DueFile
 from streamer.sources.files.errors import ObjectChanged, UnreadableFile
@@ -72,11 +73,10 @@ class _Open:
             self.spool.unlink(missing_ok=True)
 
 
-class FilesSource:
+class FilesSource(CursorSource):
     """Due objects of one bucket prefix, cycle after cycle (`--once`: one cycle)."""
 
-    moves_lsn = False
-    guarded = True  # a resumed or retried file re-reads rows already written
+    # guarded (CursorSource): a resumed or retried file re-reads rows already written
 
     def __init__(self, settings: Settings, once: bool, metrics: Metrics) -> None:
         assert settings.files_url is not None and settings.target_url is not None
@@ -150,9 +150,6 @@ class FilesSource:
 
     def finished(self) -> bool:
         return self._done
-
-    def idle_position(self, durable: int, now: float, ending: bool) -> int | None:
-        return None
 
     def durable(self, result: WriteResult, now: float) -> None:
         for chunk in result.batch.chunks:
