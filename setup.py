@@ -1,4 +1,4 @@
-"""Build of the optional compiled twins (`streamer/_speedups/_hot.pyx`, Cython).
+"""Build of the optional compiled twins (`streamer/_speedups/*.pyx`, Cython).
 
 Everything else is in pyproject.toml. Where no C compiler (or no Cython) is found the
 extension is skipped with a warning and the install still succeeds: `streamer` then runs
@@ -29,14 +29,21 @@ class OptionalBuildExt(build_ext):
             print(f"warning: streamer speedups not built ({exc}); pure Python will run")
 
 
+MODULES = ("_xml", "_normalize", "_decode", "_copy")
+"""The compiled modules (`streamer/_speedups/*.pyx`; their shared declarations in `*.pxd`)."""
+
+
 def extensions() -> list[Extension]:
     try:
         from Cython.Build import cythonize  # noqa: PLC0415  (optional: no Cython, no speedups)
     except ImportError:
         print("warning: Cython not found: streamer speedups not built")
         return []
-    ext = Extension("streamer._speedups._hot", ["streamer/_speedups/_hot.pyx"])
-    return list(cythonize([ext], quiet=True, compiler_directives={"language_level": "3"}))
+    exts = [
+        Extension(f"streamer._speedups.{name}", [f"streamer/_speedups/{name}.pyx"])
+        for name in MODULES
+    ]
+    return list(cythonize(exts, quiet=True, compiler_directives={"language_level": "3"}))
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,36 +1,65 @@
 """Compiled twins of the hot pure functions, selected once at import.
 
-The pure-Python modules are the specification; `_hot` (Cython, `_hot.pyx`) is an
+The pure-Python modules are the specification; the Cython modules here are an
 optimisation of them that must give identical results (tests/unit/test_speedups.py runs
-the same differential and property tests against both). Which one runs:
+the same differential and property tests against both):
+
+- `_decode`: Insert TupleData → `SourceRow`, and the assembler's run of plain frames;
+- `_normalize` (with `_xml`): the normalizer's fast path for the common valid shapes;
+- `_copy`: the COPY text of a batch.
+
+`hot` gathers them in one namespace for the callers. Which implementation runs:
 
 - `STREAMER_PURE_PYTHON=1` forces the pure twin;
-- otherwise the compiled module is used when it was built (`pip install` builds it where
-  a C compiler is found); when it is missing, the pure twin runs and `warn_if_pure`
-  logs one warning line at start-up.
+- otherwise the compiled modules are used when they were built (`pip install` builds
+  them where a C compiler is found); when they are missing, the pure twin runs and
+  `warn_if_pure` logs one warning line at start-up.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from types import ModuleType
-from typing import Final
+from typing import Any, Final
 
 FORCED_PURE: Final = os.environ.get("STREAMER_PURE_PYTHON", "") not in ("", "0")
 
-hot: ModuleType | None = None
-if not FORCED_PURE:
+
+def _gather() -> ModuleType | None:
+    """The compiled functions in one namespace, or None when they are not built."""
     try:
-        from streamer._speedups import _hot as hot  # type: ignore[attr-defined,no-redef]
+        from streamer._speedups import (  # type: ignore[attr-defined]  # noqa: PLC0415
+            _copy,
+            _decode,
+            _normalize,
+        )
     except ImportError:  # not built: no compiler at install time
-        hot = None
+        return None
+
+    def bind(pure_normalize: Callable[[Any], Any]) -> None:
+        """Hand the compiled modules the pure code they defer to (after its import)."""
+        _normalize.bind(pure_normalize)
+        _decode.bind()
+
+    namespace = ModuleType("streamer._speedups.hot", "The compiled twins, gathered.")
+    namespace.bind = bind  # type: ignore[attr-defined]
+    namespace.normalize = _normalize.normalize  # type: ignore[attr-defined]
+    namespace.RowBuilder = _decode.RowBuilder  # type: ignore[attr-defined]
+    namespace.feed_plain = _decode.feed_plain  # type: ignore[attr-defined]
+    namespace.format_rows = _copy.format_rows  # type: ignore[attr-defined]
+    namespace.encode_chunks = _copy.encode_chunks  # type: ignore[attr-defined]
+    return namespace
+
+
+hot: ModuleType | None = None if FORCED_PURE else _gather()
 
 IMPLEMENTATION: Final = "accelerated" if hot is not None else "pure-python"
 
 
 def warn_if_pure() -> None:
-    """One warning line at start-up when the compiled module is missing (not when the
+    """One warning line at start-up when the compiled modules are missing (not when the
     pure twin was asked for)."""
     if hot is None and not FORCED_PURE:
         logging.getLogger("streamer").warning(

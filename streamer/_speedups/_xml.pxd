@@ -1,0 +1,2 @@
+# cython: language_level=3
+cdef dict xml_children(str content)
