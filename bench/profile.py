@@ -130,7 +130,13 @@ def run_py_spy(cwd: Path, env: dict[str, str], out: Path, timeout: float, rate: 
 
 
 def run_cprofile(cwd: Path, env: dict[str, str], out: Path, timeout: float, rate: int) -> float:
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "streamer", "run", "--once"]
+    # `python -m cProfile -m streamer` writes nothing: the entry point ends with os._exit.
+    script = (
+        "import cProfile, sys; from streamer.cli import main; "
+        "sys.argv = ['streamer', 'run', '--once']; "
+        f"cProfile.run('code = main()', {str(out)!r})"
+    )
+    cmd = [sys.executable, "-c", script]
     timed = run_timed(cmd, env, cwd, timeout)
     if timed.returncode != 0:
         raise RuntimeError(f"cProfile/streamer failed:\n{timed.output[-3000:]}")
