@@ -12,7 +12,8 @@ from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy, strcspn
 from decimal import Decimal
 
-from streamer._speedups._chars cimport PyUnicode_AsUTF8AndSize
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from streamer._speedups._chars cimport PyUnicode_AsUTF8AndSize, PyUnicode_GET_LENGTH
 
 cdef object _Decimal = Decimal
 
@@ -105,18 +106,22 @@ cdef int _field(_Out out, object value) except -1:
         out.write_escaped(s, n)
         return 0
     if t is int or (t is _Decimal and value.is_finite()):
-        text = str(value).encode()
-        out.write_raw(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+        text = str(value)  # ASCII digits (and sign, point, exponent)
+        s = PyUnicode_AsUTF8AndSize(text, &n)
+        out.write_raw(s, n)
         return 0
     return 1
 
 
-def format_rows(list rows, tuple tail, bytearray buf, object fallback, object transformer):
-    """Append to `buf` the COPY text of `row + tail` for each row, as psycopg's
-    `format_row_text` (`fallback`) would; rows with other value types, a NUL or a lone
-    surrogate are handed to `fallback` itself."""
-    cdef _Out out = _Out(buf)
-    cdef Py_ssize_t mark, k
+cdef int _format_rows(
+    list rows, tuple tail, const char* tail_text, Py_ssize_t tail_len, _Out out,
+    object fallback, object transformer,
+) except -1:
+    """Append the COPY text of `row + tail` for each row, as psycopg's `format_row_text`
+    (`fallback`) would; rows with other value types, a NUL or a lone surrogate are handed
+    to `fallback` itself. `tail_text`, when given, is the tail's own COPY text with a tab
+    after each value (written once per row instead of formatting the tail again)."""
+    cdef Py_ssize_t mark
     cdef bint ok
     cdef tuple row
     for item in rows:
@@ -129,7 +134,9 @@ def format_rows(list rows, tuple tail, bytearray buf, object fallback, object tr
                     ok = False
                     break
                 out.write_raw(b"\t", 1)
-            if ok:
+            if ok and tail_text != NULL:
+                out.write_raw(tail_text, tail_len)
+            elif ok:
                 for value in tail:
                     if _field(out, value):
                         ok = False
@@ -146,17 +153,47 @@ def format_rows(list rows, tuple tail, bytearray buf, object fallback, object tr
         fallback(tuple(row) + tail, transformer, out.buf)
         out.used = out.cap = PyByteArray_GET_SIZE(out.buf)
         out.base = PyByteArray_AS_STRING(out.buf)
+    return 0
+
+
+def format_rows(list rows, tuple tail, bytearray buf, object fallback, object transformer):
+    """`_format_rows` into `buf`, for Python callers."""
+    cdef _Out out = _Out(buf)
+    _format_rows(rows, tail, NULL, 0, out, fallback, transformer)
     out.finish()
 
 
 # -- the batch: commit info once per transaction, then its rows --------------------------
 cdef long long PG_EPOCH_OFFSET_US = 946684800000000
 cdef object _LSN_LIMIT = 2 ** 64
+cdef long long _last_second = -1 << 62  # the second whose `second_iso` text is cached
+cdef char _last_second_text[32]
+cdef Py_ssize_t SECOND_TEXT_SIZE = 19  # "YYYY-MM-DDTHH:MM:SS"
 
 
-cdef object _commit_info(object chunk, object second_iso, object pure_commit_info):
-    """`copy_text.commit_info`: (pg_us_to_iso(commit time), format_lsn(end LSN))."""
-    cdef char text[48]
+cdef int _second_text(long long seconds, object second_iso) except -1:
+    """`second_iso(seconds)` into `_last_second_text` (commits share their second);
+    1 when its text is not the usual 19 ASCII characters (the pure code formats it)."""
+    global _last_second
+    cdef const char* s
+    cdef Py_ssize_t n
+    if seconds == _last_second:
+        return 0
+    text = second_iso(seconds)
+    if type(text) is not str or PyUnicode_GET_LENGTH(text) != SECOND_TEXT_SIZE:
+        return 1
+    s = PyUnicode_AsUTF8AndSize(text, &n)
+    if n != SECOND_TEXT_SIZE:
+        return 1
+    memcpy(_last_second_text, s, n)
+    _last_second = seconds
+    return 0
+
+
+cdef Py_ssize_t _commit_text(object chunk, object second_iso, char* out) except -2:
+    """`copy_text.commit_info` as COPY text into `out` (at least 64 bytes):
+    "<committed_at>\t<end LSN>\t", its length returned; -1 when the pure function
+    must format it (values out of the common range)."""
     cdef long long unix_us, seconds, micros
     cdef unsigned long long lsn
     cdef int written
@@ -167,16 +204,19 @@ cdef object _commit_info(object chunk, object second_iso, object pure_commit_inf
         or not (-PG_EPOCH_OFFSET_US <= commit_us < (1LL << 62))
         or not (0 <= end_lsn < _LSN_LIMIT)
     ):
-        return pure_commit_info(chunk)
+        return -1
     unix_us = <long long>commit_us + PG_EPOCH_OFFSET_US
     seconds = unix_us // 1000000
     micros = unix_us % 1000000
-    second = second_iso(seconds)
-    written = snprintf(text, sizeof(text), ".%06lld+00:00", micros)
-    committed_at = second + text[:written].decode("ascii")
+    if _second_text(seconds, second_iso):
+        return -1
+    memcpy(out, _last_second_text, SECOND_TEXT_SIZE)
     lsn = end_lsn
-    written = snprintf(text, sizeof(text), "%llX/%llX", lsn >> 32, lsn & 0xFFFFFFFFULL)
-    return (committed_at, text[:written].decode("ascii"))
+    written = snprintf(
+        out + SECOND_TEXT_SIZE, 44, ".%06lld+00:00\t%llX/%llX\t",
+        micros, lsn >> 32, lsn & 0xFFFFFFFFULL,
+    )
+    return SECOND_TEXT_SIZE + written
 
 
 def encode_chunks(
@@ -185,11 +225,29 @@ def encode_chunks(
 ):
     """`copy_text.encode_batch`'s loop: for each whole transaction chunk, its commit
     info (`commit_info`) and the COPY text of its rows and rejected rows."""
+    cdef _Out canonical = _Out(canonical_out), rejected = _Out(rejected_out)
+    cdef char text[64]
+    cdef Py_ssize_t length, split
     for chunk in chunks:
         if chunk.end_lsn is None or chunk.kind != txn_kind:
             continue
-        tail = _commit_info(chunk, second_iso, pure_commit_info)
-        format_rows(chunk.canonical, tail, canonical_out, fallback, transformer)
-        rejected = chunk.rejected
-        if rejected:
-            format_rows([rejected_fields(row) for row in rejected], tail, rejected_out, fallback, transformer)
+        length = _commit_text(chunk, second_iso, text)
+        if length < 0:
+            tail = pure_commit_info(chunk)
+        else:  # the same two values as text, for rows psycopg formats itself
+            split = <Py_ssize_t>(<char*>memchr(text, 0x09, length) - text)
+            tail = (
+                PyUnicode_DecodeASCII(text, split, NULL),
+                PyUnicode_DecodeASCII(text + split + 1, length - split - 2, NULL),
+            )
+        _format_rows(
+            chunk.canonical, tail, text if length >= 0 else NULL, length, canonical,
+            fallback, transformer,
+        )
+        if chunk.rejected:
+            _format_rows(
+                [rejected_fields(row) for row in chunk.rejected], tail,
+                text if length >= 0 else NULL, length, rejected, fallback, transformer,
+            )
+    canonical.finish()
+    rejected.finish()

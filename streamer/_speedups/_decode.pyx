@@ -14,23 +14,114 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 from streamer._speedups._normalize cimport normalize_row
-from streamer._speedups._records cimport is_record_type, new_record, put
+from cpython.ref cimport PyObject, Py_XDECREF
+from streamer._speedups._records cimport (
+    Py_INCREF, PyType_GenericAlloc, PyTypeObject, is_record_type, new_record, put,
+)
 from streamer._speedups import _normalize
 from streamer.errors import ProtocolError
+
+from types import MemberDescriptorType as _MemberDescriptor
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    int T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
 
 cdef object _normalize_def = _normalize.normalize
 cdef object SourceRow = None
 cdef object Canonical = None
 
+# `TxnChunk` (a slots dataclass) built without its Python `__init__`: allocated as its
+# own type, then each slot written at its offset with the value `__init__` would give
+# it. Offsets and defaults are read from the class at bind time; anything unexpected
+# (a field without a plain default, a slot that is not an object member) disables this
+# and the class is called instead.
+cdef int MAX_FIELDS = 16
+cdef Py_ssize_t _offsets[16]
+cdef int _field_kinds[16]  # 0: the commit time, 1: a new list, 2: the default below
+cdef list _defaults = []
+cdef int _field_count = 0
+cdef Py_ssize_t _END_LSN = -1, _CURSOR = -1
+cdef object TxnChunk = None
+
 
 def bind():
-    """Take the record types from `normalize.records` (imported late: see `_normalize`)."""
+    """Take the record types (imported late: see `_normalize`)."""
     global SourceRow, Canonical
     from streamer.normalize.records import Canonical as canonical, SourceRow as source_row
 
     if not (is_record_type(canonical, 15) and is_record_type(source_row, 5)):
         raise TypeError("the record types are not the NamedTuples this module builds")
     SourceRow, Canonical = source_row, canonical
+
+
+cdef _bind_chunk():
+    """Read `TxnChunk`'s layout (at the first run: `sources.batching` imports the
+    normalizer, which binds this module)."""
+    global TxnChunk, _field_count, _END_LSN, _CURSOR
+    import dataclasses
+    from streamer.sources.batching import TxnChunk as txn_chunk
+
+    TxnChunk = txn_chunk
+    fields = dataclasses.fields(txn_chunk)
+    _field_count = 0
+    if len(fields) > MAX_FIELDS or fields[0].name != "commit_time_us":
+        return
+    _defaults.clear()
+    for k, field in enumerate(fields):
+        descriptor = txn_chunk.__dict__.get(field.name)
+        if type(descriptor) is not _MemberDescriptor:
+            return
+        member = (<PyMemberDescrObject*>descriptor).d_member
+        if member.type != T_OBJECT_EX:
+            return
+        _offsets[k] = member.offset
+        if k == 0:
+            _field_kinds[k] = 0
+        elif field.default_factory is list:
+            _field_kinds[k] = 1
+        elif field.default is not dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            _field_kinds[k] = 2
+        else:
+            return
+        _defaults.append(field.default)
+        if field.name == "end_lsn":
+            _END_LSN = member.offset
+        elif field.name == "cursor":
+            _CURSOR = member.offset
+    if _END_LSN >= 0 and _CURSOR >= 0:
+        _field_count = len(fields)
+
+
+cdef inline void _set_slot(object obj, Py_ssize_t offset, object value):
+    """Write an object slot (what the member descriptor's __set__ does)."""
+    cdef PyObject** slot = <PyObject**>((<char*><PyObject*>obj) + offset)
+    cdef PyObject* old = slot[0]
+    Py_INCREF(value)
+    slot[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+
+cdef object _new_chunk(long long commit_time_us):
+    """`TxnChunk(commit_time_us)`."""
+    cdef int k
+    if _field_count == 0:
+        return TxnChunk(commit_time_us)
+    chunk = PyType_GenericAlloc(<PyTypeObject*>TxnChunk, 0)
+    for k in range(_field_count):
+        if _field_kinds[k] == 0:
+            _set_slot(chunk, _offsets[k], commit_time_us)
+        elif _field_kinds[k] == 1:
+            _set_slot(chunk, _offsets[k], [])
+        else:
+            _set_slot(chunk, _offsets[k], _defaults[k])
+    return chunk
 
 
 cdef class RowBuilder:
@@ -110,6 +201,13 @@ cdef class RowBuilder:
 cdef Py_ssize_t XLOG_HEADER_SIZE = 25
 
 
+cdef inline long long _u32(const unsigned char* p):
+    return (
+        (<long long>p[0] << 24) | (<long long>p[1] << 16) | (<long long>p[2] << 8)
+        | <long long>p[3]
+    )
+
+
 cdef inline unsigned long long _u64(const unsigned char* p):
     cdef unsigned long long v = 0
     cdef int k
@@ -124,23 +222,33 @@ def feed_plain(
 ):
     """`TransactionAssembler.feed` for a run of plain XLogData Begin / Insert / Commit
     frames outside any stream block, not skipping, Inserts of relation `rel_id` only
-    (with `BatchBuilder.begin`, `row`/`add` and `commit`). Stops, leaving it to the
+    (with `BatchBuilder.begin`, `row`/`add` and `commit`, whose state is kept in C
+    variables during the run and written back at its end). Stops, leaving it to the
     pure loop, at any other frame, a Begin that starts skipping or reaches the stop
     position, or any frame that raises (the pure loop raises it again with its
     position). Returns (next index, received, whether a Begin was applied).
     `builder` must be exactly a `BatchBuilder` (the caller checks)."""
     cdef Py_ssize_t n = len(frames), size
     cdef const unsigned char* buf
-    cdef long long got
-    cdef unsigned long long lsn
-    cdef long long commit_us
-    cdef bytes data
-    cdef bint began = False
+    cdef unsigned long long lsn, end_lsn, skip = skip_before, stop = 0
+    cdef unsigned long long newest = received
+    cdef bint has_stop = stop_lsn is not None, began = False
+    cdef bint compiled = builder.normalizer is _normalize_def
+    cdef bint has_oldest = builder._oldest is not None
     cdef unsigned char tag
-    chunk = builder._open
+    cdef bytes data
+    cdef list canonical = None, rejected = None
+    cdef list done = builder._done
+    cdef long long open_bytes = builder._open_bytes
+    cdef long long done_rows = builder._done_rows, done_bytes = builder._done_bytes
     normalizer = builder.normalizer
-    cdef bint compiled = normalizer is _normalize_def
-    added = 0
+    if TxnChunk is None:
+        _bind_chunk()
+    if has_stop:
+        stop = stop_lsn
+    chunk = builder._open
+    if chunk is not None:
+        canonical, rejected = chunk.canonical, chunk.rejected
     try:
         while i < n:
             data = bytes(frames[i])
@@ -152,11 +260,7 @@ def feed_plain(
             if tag == 0x49:  # 'I'
                 if chunk is None or size < XLOG_HEADER_SIZE + 8:
                     break
-                got = (
-                    (<long long>buf[26] << 24) | (<long long>buf[27] << 16)
-                    | (<long long>buf[28] << 8) | <long long>buf[29]
-                )
-                if got != rel_id:
+                if _u32(buf + 26) != rel_id:
                     break
                 try:
                     row = row_builder.build(data, XLOG_HEADER_SIZE)
@@ -164,39 +268,42 @@ def feed_plain(
                     break
                 record = normalize_row(row) if compiled else normalizer(row)
                 if type(record) is Canonical:
-                    chunk.canonical.append(record)
+                    canonical.append(record)
                 else:
-                    chunk.rejected.append(record)
-                added += len((<tuple>row)[2]) + len((<tuple>row)[3]) + overhead
+                    rejected.append(record)
+                open_bytes += len((<tuple>row)[2]) + len((<tuple>row)[3]) + overhead
             elif tag == 0x42:  # 'B': final LSN (8), commit time (8), xid (4)
                 if size < XLOG_HEADER_SIZE + 21:
                     break
                 lsn = _u64(buf + 26)
-                commit_us = <long long>_u64(buf + 34)
-                final_lsn = lsn
-                if final_lsn < skip_before or (stop_lsn is not None and final_lsn >= stop_lsn):
+                if lsn < skip or (has_stop and lsn >= stop):
                     break
-                if added:
-                    builder._open_bytes += added
-                    added = 0
-                builder.begin(commit_us, now)
-                chunk = builder._open
+                chunk = _new_chunk(<long long>_u64(buf + 34))  # BatchBuilder.begin
+                canonical, rejected = chunk.canonical, chunk.rejected
+                open_bytes = 0
+                if not has_oldest:
+                    builder._oldest = now
+                    has_oldest = True
                 began = True
             elif tag == 0x43:  # 'C': flags (1), commit LSN (8), end LSN (8), time (8)
                 if chunk is None or size < XLOG_HEADER_SIZE + 26:
                     break
                 end_lsn = _u64(buf + 35)
-                if end_lsn > received:
-                    received = end_lsn
-                if added:
-                    builder._open_bytes += added
-                    added = 0
-                builder.commit(end_lsn)
-                chunk = None
+                if end_lsn > newest:
+                    newest = end_lsn
+                _set_slot(chunk, _END_LSN, end_lsn)  # BatchBuilder.commit
+                _set_slot(chunk, _CURSOR, None)
+                done.append(chunk)
+                done_rows += len(canonical) + len(rejected)
+                done_bytes += open_bytes
+                chunk = canonical = rejected = None
+                open_bytes = 0
             else:
                 break
             i += 1
     finally:
-        if added:
-            builder._open_bytes += added
-    return i, received, began
+        builder._open = chunk
+        builder._open_bytes = open_bytes
+        builder._done_rows = done_rows
+        builder._done_bytes = done_bytes
+    return i, newest, began

@@ -11,6 +11,7 @@ never a crash. The suite runs 400 examples each; a long fuzz run:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -35,7 +36,7 @@ from streamer.ops.synthetic import PayloadFactory
 from streamer.pgoutput.messages import Relation, decode_message
 from streamer.pgoutput.relations import _row_builder
 from streamer.sink.copy_text import encode_batch
-from streamer.sources.batching import BatchBuilder
+from streamer.sources.batching import BatchBuilder, TxnChunk
 from tests.data.hostile_payloads import CORPUS
 from tests.support import frames as encode
 
@@ -371,19 +372,26 @@ def assembled(
                 asm.feed([memoryview(f) for f in frames[start : start + 7]], 1.0)
         except Exception as exc:
             error = (type(exc).__name__, str(exc), getattr(exc, "lsn", None))
-        chunks = [
-            (
-                c.commit_time_us,
-                c.end_lsn,
-                [exact(r) for r in c.canonical],
-                [exact(r) for r in c.rejected],
-            )
-            for c in builder._done
-        ]
+        chunks = [every_field(c) for c in builder._done]
+        open_chunk = None if builder._open is None else every_field(builder._open)
         state = (asm.received, asm.keepalive_end, asm.idle_end, asm.reached_end, asm.skipping)
-        return error, chunks, builder._done_bytes, builder._open_bytes, state
+        sizes = (builder._done_rows, builder._done_bytes, builder._open_bytes, builder._oldest)
+        return error, chunks, open_chunk, sizes, state
     finally:
         module.hot = saved
+
+
+def every_field(chunk: TxnChunk) -> list[object]:
+    """Every field of a chunk (records in their exact form), types included: the
+    compiled run builds chunks without calling the dataclass."""
+    values: list[object] = [type(chunk).__name__]
+    for item in dataclasses.fields(chunk):
+        value = getattr(chunk, item.name)
+        if isinstance(value, list):
+            values.append([exact(r) for r in value])
+        else:
+            values.append((type(value).__name__, value))
+    return values
 
 
 def backlog_frames(per_txn: list[int], seed: int) -> list[bytes]:
