@@ -29,7 +29,7 @@ class OptionalBuildExt(build_ext):
             print(f"warning: streamer speedups not built ({exc}); pure Python will run")
 
 
-MODULES = ("_xml", "_normalize", "_decode", "_copy")
+MODULES = ("_xml", "_intern", "_json", "_amounts", "_normalize", "_decode", "_copy")
 """The compiled modules (`streamer/_speedups/*.pyx`; their shared declarations in `*.pxd`)."""
 
 

@@ -5,7 +5,9 @@ optimisation of them that must give identical results (tests/unit/test_speedups.
 the same differential and property tests against both):
 
 - `_decode`: Insert TupleData → `SourceRow`, and the assembler's run of plain frames;
-- `_normalize` (with `_xml`): the normalizer's fast path for the common valid shapes;
+- `_normalize`: the normalizer's fast path for the common valid shapes, reading the
+  payload with `_json` (a strict scanner of ASCII JSON, short strings from `_intern`),
+  amounts with `_amounts` and XML blobs with `_xml`;
 - `_copy`: the COPY text of a batch.
 
 `hot` gathers them in one namespace for the callers. Which implementation runs:

@@ -8,21 +8,19 @@ exact parser) is handed to the pure function, so rejection reasons and details a
 pure code's by construction. Every check below errs on the side of handing over."""
 
 import orjson
-from decimal import Decimal
 
 from streamer._speedups._chars cimport (
-    PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_IS_ASCII, PyUnicode_KIND, PyUnicode_READ,
+    PyUnicode_DATA, PyUnicode_GET_LENGTH,
     has_nul_escape, long_number_run, storable,
 )
+from streamer._speedups._amounts cimport exact_needed, float_literal, parse_amount
+from streamer._speedups._json cimport Fields, fields_from_dict, scan_payload
 from streamer._speedups._records cimport is_record_type, new_record, put
 from streamer._speedups._xml cimport xml_children
 
 cdef object _loads = orjson.loads
 cdef object _JSONDecodeError = orjson.JSONDecodeError
-cdef object _Decimal = Decimal
 cdef long long INT32_MAX = 2147483647
-cdef long long INTEGER_LIMIT = 1000000000000000000  # 10**18
-cdef Py_ssize_t MAX_INTEGER_DIGITS = 18
 cdef Py_ssize_t MAX_FRACTION_DIGITS = 32
 
 # Bound by `bind` (from `normalize.pipeline`, once its modules exist: importing them
@@ -65,11 +63,11 @@ cdef dict _stripe_cache = {}
 cdef Py_ssize_t STATUS_CACHE_SIZE = 4096
 
 
-cdef object _provider(dict data):
+cdef object _provider(Fields f):
     """`fields.provider_of`, or None when the pure code would reject the row."""
-    value = data.get("provider")
+    value = f.provider
     if value is None:
-        value = data.get("p_id")
+        value = f.p_id
         if value is None:
             return "unknown"
     if type(value) is not str:
@@ -143,62 +141,8 @@ cdef object _ms(object value):
     return _processing_ms(value)
 
 
-cdef tuple _amount(object value):
-    """`amounts.parse_amount` for the common valid forms, or None (pure decides)."""
-    cdef Py_ssize_t n, i, dot, int_digits, frac_digits, lead
-    cdef int kind
-    cdef void* data
-    cdef Py_UCS4 c
-    cdef double f
-    if type(value) is float:
-        f = value
-        if 0.0 < f < 1e16:
-            text = repr(value)
-            if "e" in text:
-                return None
-            fraction = (<str>text).partition(".")[2]
-            return (_Decimal(text), 0 if fraction == "0" else len(fraction))
-        return None
-    if type(value) is int:
-        if value <= 0 or value >= INTEGER_LIMIT:  # 0: the pure code re-checks "-0"
-            return None
-        return (_Decimal(value), 0)
-    if type(value) is str:
-        # digits, optionally "." digits; no surrounding space (the pure code strips it)
-        n = PyUnicode_GET_LENGTH(value)
-        if n == 0 or not PyUnicode_IS_ASCII(value):
-            return None
-        kind = PyUnicode_KIND(value)
-        data = PyUnicode_DATA(value)
-        dot = -1
-        for i in range(n):
-            c = PyUnicode_READ(kind, data, i)
-            if c == 0x2E:
-                if dot >= 0:
-                    return None
-                dot = i
-            elif not (0x30 <= c <= 0x39):
-                return None
-        if dot == 0 or dot == n - 1:
-            return None
-        int_digits = n if dot < 0 else dot
-        lead = 0
-        while lead < int_digits and PyUnicode_READ(kind, data, lead) == 0x30:
-            lead += 1
-        if int_digits - lead > MAX_INTEGER_DIGITS:
-            return None
-        frac_digits = 0
-        if dot >= 0:
-            i = n - 1
-            while i > dot and PyUnicode_READ(kind, data, i) == 0x30:
-                i -= 1
-            frac_digits = i - dot
-        return (_Decimal(value), frac_digits)
-    return None
-
-
 cdef object _finish(
-    tuple row, str text, tuple fields, object amount_value, object currency_value,
+    tuple row, str text, tuple fields, tuple amount, object currency_value,
     object country_value
 ):
     """The checks `pipeline._normalize` makes after `extract`, for a JSON-family or XML
@@ -212,9 +156,6 @@ cdef object _finish(
     merchant_name = (<tuple>merchant)[1]
     ref = fields[5]
     if ref is not None and (<str>ref).strip() != (<str>merchant_id).strip():
-        return None
-    amount = _amount(amount_value)
-    if amount is None:
         return None
     digits = amount[1]
     if currency_value is None:
@@ -275,89 +216,93 @@ cdef object _finish(
 
 
 cdef object _fast(tuple row):
+    cdef Fields f
     text = row[2]
     if type(text) is not str or type(row[3]) is not str:
         return None
     if has_nul_escape(text):
         return None
-    try:
-        data = _loads(text)
-    except _JSONDecodeError:
-        return None  # the pure code's exact parser decides
-    if type(data) is not dict:
-        return None
-    kind = (<dict>data).get("type")
+    f = scan_payload(<str>text)
+    if f is None:
+        try:
+            data = _loads(text)
+        except _JSONDecodeError:
+            return None  # the pure code's exact parser decides
+        if type(data) is not dict:
+            return None
+        f = fields_from_dict(<dict>data)
+    kind = f.type_
     if type(kind) is str and kind == "XML_BLOB":
-        return _xml(row, text, <dict>data)
-    if "amount_details" in <dict>data:
-        return _payu(row, text, <dict>data)
-    if "amt" in <dict>data:
-        return _stripe_row(row, text, <dict>data)
+        return _xml(row, text, f)
+    if f.has_details:
+        return _payu(row, text, f)
+    if f.has_amt:
+        return _stripe_row(row, text, f)
     return None
 
 
-cdef object _exact_needed(object amount, str text):
-    """`json_payload.needs_exact` (conservative: True sends the row to the pure code)."""
-    if type(amount) is float:
-        return amount == 0.0 or long_number_run(text)
-    if type(amount) is int:
-        return amount == 0
-    return False
-
-
-cdef object _payu(tuple row, str text, dict data):
-    details = data.get("amount_details")
-    if type(details) is not dict:
+cdef tuple _amount_of(object value, Py_ssize_t start, Py_ssize_t length, str text):
+    """The amount of a family's value: a float literal the scanner kept (its span), or
+    the value itself; None where the pure code decides."""
+    if length:
+        if long_number_run(text):  # needs_exact: the pure code re-reads it exactly
+            return None
+        return float_literal(<const char*>PyUnicode_DATA(text) + start, length)
+    if exact_needed(value, text):
         return None
-    amount = (<dict>details).get("value")
-    currency = (<dict>details).get("currency")
+    return parse_amount(value)
+
+
+cdef object _payu(tuple row, str text, Fields f):
+    if not f.details_is_dict:
+        return None
+    currency = f.details_currency
     if currency is None:
-        currency = data.get("currency")
-    provider_status = data.get("status")
+        currency = f.currency
+    provider_status = f.status
     if provider_status is None:
-        provider_status = data.get("server_txt")
+        provider_status = f.server_txt
     if type(provider_status) is not str:
         provider_status = _status_text(provider_status)
-    country = data.get("origin_iso")
+    country = f.origin_iso
     if country is None:
-        country = data.get("card_country")
-    provider = _provider(data)
+        country = f.card_country
+    provider = _provider(f)
     if provider is None:
         return None
-    if _exact_needed(amount, text):
+    amount = _amount_of(f.details_value, f.details_start, f.details_len, text)
+    if amount is None:
         return None
     fields = (
-        provider, "json", _classified(provider_status), provider_status,
-        _ms(data.get("exec_ms")), None,
+        provider, "json", _classified(provider_status), provider_status, _ms(f.exec_ms), None,
     )
     return _finish(row, text, fields, amount, currency, country)
 
 
-cdef object _stripe_row(tuple row, str text, dict data):
-    provider_status = data.get("server_txt")
+cdef object _stripe_row(tuple row, str text, Fields f):
+    provider_status = f.server_txt
     if provider_status is None:
-        provider_status = data.get("status")
+        provider_status = f.status
     if type(provider_status) is not str:
         provider_status = _status_text(provider_status)
-    country = data.get("card_country")
+    country = f.card_country
     if country is None:
-        country = data.get("origin_iso")
-    provider = _provider(data)
+        country = f.origin_iso
+    provider = _provider(f)
     if provider is None:
         return None
-    amount = data.get("amt")
-    if _exact_needed(amount, text):
+    amount = _amount_of(f.amt, f.amt_start, f.amt_len, text)
+    if amount is None:
         return None
     fields = (
-        provider, "json", _stripe_classified(provider_status, data.get("st_code")),
-        provider_status, _ms(data.get("exec_ms")), None,
+        provider, "json", _stripe_classified(provider_status, f.st_code), provider_status,
+        _ms(f.exec_ms), None,
     )
-    return _finish(row, text, fields, amount, data.get("currency"), country)
+    return _finish(row, text, fields, amount, f.currency, country)
 
 
-
-cdef object _xml(tuple row, str text, dict data):
-    content = data.get("content")
+cdef object _xml(tuple row, str text, Fields f):
+    content = f.content
     if type(content) is not str:
         return None
     # the size cap (a fast-path document is ASCII-or-BMP; the pure test decides near it)
@@ -365,6 +310,9 @@ cdef object _xml(tuple row, str text, dict data):
         return None
     values = xml_children(<str>content)
     if values is None:
+        return None
+    amount = parse_amount((<dict>values).get("Val"))
+    if amount is None:
         return None
     provider = (<dict>values).get("Provider")
     stat = (<dict>values).get("Stat")
@@ -376,8 +324,7 @@ cdef object _xml(tuple row, str text, dict data):
     else:
         provider = _normalized_provider(provider)
     fields = (provider, "xml", _classified(stat), stat, None, (<dict>values).get("MerchID"))
-    return _finish(row, text, fields, (<dict>values).get("Val"), currency,
-                   (<dict>values).get("Org"))
+    return _finish(row, text, fields, amount, currency, (<dict>values).get("Org"))
 
 
 cdef object normalize_row(object row):
