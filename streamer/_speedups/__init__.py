@@ -6,7 +6,9 @@ the same differential and property tests against both):
 
 - `_decode`: Insert TupleData → `SourceRow`, and the assembler's run of plain frames;
 - `_normalize` (with `_xml`): the normalizer's fast path for the common valid shapes;
-- `_copy`: the COPY text of a batch.
+- `_copy`: the COPY text of a batch;
+- `_reader`: the replication stream's frame reads (bound to psycopg's libpq at run time,
+  `sources/slot/reader.py`; None in `hot` when only it failed to build).
 
 `hot` gathers them in one namespace for the callers. Which implementation runs:
 
@@ -37,6 +39,10 @@ def _gather() -> ModuleType | None:
         )
     except ImportError:  # not built: no compiler at install time
         return None
+    try:
+        from streamer._speedups import _reader  # type: ignore[attr-defined]  # noqa: PLC0415
+    except ImportError:  # only this one not built (no <dlfcn.h>): the others still run
+        _reader = None
 
     def bind(pure_normalize: Callable[[Any], Any]) -> None:
         """Hand the compiled modules the pure code they defer to (after its import)."""
@@ -50,6 +56,7 @@ def _gather() -> ModuleType | None:
     namespace.feed_plain = _decode.feed_plain  # type: ignore[attr-defined]
     namespace.format_rows = _copy.format_rows  # type: ignore[attr-defined]
     namespace.encode_chunks = _copy.encode_chunks  # type: ignore[attr-defined]
+    namespace.reader = _reader  # type: ignore[attr-defined]
     return namespace
 
 
