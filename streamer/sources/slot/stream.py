@@ -126,9 +126,9 @@ class ReplicationStream:
         if read is not None:
             pointer: int | None = pgconn.pgconn_ptr  # type: ignore[attr-defined]  # C impls
             if pointer is not None:  # None: finished, which the loop below reports
-                compiled, outcome = read(pointer, limit)
+                got, outcome = read(pointer, limit)
                 if outcome == 0:
-                    return compiled
+                    return got
                 raise self._compiled_failure(outcome)
         frames: list[memoryview] = []
         try:

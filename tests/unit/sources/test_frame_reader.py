@@ -13,6 +13,7 @@ from psycopg import pq
 from streamer._speedups import hot
 from streamer.errors import SourceUnavailable
 from streamer.sources.slot import reader as reader_module
+from streamer.sources.slot import stream as stream_module
 from streamer.sources.slot.reader import COMPILED_IMPLS, compiled_reader, libpq_paths
 from streamer.sources.slot.stream import ReplicationStream
 
@@ -95,6 +96,18 @@ def test_bind_refuses_a_file_not_loaded_and_a_library_without_the_functions() ->
         if line.rstrip().endswith("/libc.so.6")
     )
     assert hot.reader.bind(libc) == f"{libc} lacks PQconsumeInput, PQgetCopyData or PQfreemem"
+
+
+@bound
+def test_the_stream_knows_the_compiled_outcomes() -> None:
+    assert hot is not None
+    module = hot.reader
+    assert module.READ == 0
+    assert (module.ENDED, module.COPY_FAILED, module.CONSUME_FAILED) == (
+        stream_module._ENDED,
+        stream_module._COPY_FAILED,
+        stream_module._CONSUME_FAILED,
+    )
 
 
 @bound
