@@ -7,6 +7,7 @@ the pure-Python twin and says so in one line at start-up.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from setuptools import Extension, setup
@@ -29,8 +30,23 @@ class OptionalBuildExt(build_ext):
             print(f"warning: streamer speedups not built ({exc}); pure Python will run")
 
 
-MODULES = ("_xml", "_intern", "_json", "_amounts", "_normalize", "_decode", "_copy")
+MODULES = ("_xml", "_intern", "_json", "_amounts", "_normalize", "_decode", "_copy", "_reader")
 """The compiled modules (`streamer/_speedups/*.pyx`; their shared declarations in `*.pxd`)."""
+
+
+def libraries(name: str) -> list[str]:
+    """`_reader` finds libpq with dlopen, in libdl before glibc 2.34 (libc since; never
+    link libpq itself: see `_reader.pyx`)."""
+    if name != "_reader":
+        return []
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (AttributeError, ValueError, OSError):  # not glibc (or not POSIX)
+        return []
+    major, _, minor = libc.removeprefix("glibc ").partition(".")
+    if major.isdigit() and minor.isdigit() and (int(major), int(minor)) < (2, 34):
+        return ["dl"]
+    return []
 
 
 def extensions() -> list[Extension]:
@@ -40,7 +56,11 @@ def extensions() -> list[Extension]:
         print("warning: Cython not found: streamer speedups not built")
         return []
     exts = [
-        Extension(f"streamer._speedups.{name}", [f"streamer/_speedups/{name}.pyx"])
+        Extension(
+            f"streamer._speedups.{name}",
+            [f"streamer/_speedups/{name}.pyx"],
+            libraries=libraries(name),
+        )
         for name in MODULES
     ]
     return list(cythonize(exts, quiet=True, compiler_directives={"language_level": "3"}))

@@ -8,7 +8,9 @@ the same differential and property tests against both):
 - `_normalize`: the normalizer's fast path for the common valid shapes, reading the
   payload with `_json` (a strict scanner of ASCII JSON, short strings from `_intern`),
   amounts with `_amounts` and XML blobs with `_xml`;
-- `_copy`: the COPY text of a batch.
+- `_copy`: the COPY text of a batch;
+- `_reader`: the replication stream's frame reads (bound to psycopg's libpq at run time,
+  `sources/slot/reader.py`; None in `hot` when only it failed to build).
 
 `hot` gathers them in one namespace for the callers. Which implementation runs:
 
@@ -39,6 +41,10 @@ def _gather() -> ModuleType | None:
         )
     except ImportError:  # not built: no compiler at install time
         return None
+    try:
+        from streamer._speedups import _reader  # type: ignore[attr-defined]  # noqa: PLC0415
+    except ImportError:  # only this one not built (no <dlfcn.h>): the others still run
+        _reader = None
 
     def bind(pure_normalize: Callable[[Any], Any]) -> None:
         """Hand the compiled modules the pure code they defer to (after its import)."""
@@ -52,6 +58,7 @@ def _gather() -> ModuleType | None:
     namespace.feed_plain = _decode.feed_plain  # type: ignore[attr-defined]
     namespace.format_rows = _copy.format_rows  # type: ignore[attr-defined]
     namespace.encode_chunks = _copy.encode_chunks  # type: ignore[attr-defined]
+    namespace.reader = _reader  # type: ignore[attr-defined]
     return namespace
 
 

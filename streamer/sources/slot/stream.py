@@ -4,6 +4,7 @@ psycopg 3 has no replication API, so this drives libpq directly: `send_query` st
 replication, `consume_input` + `get_copy_data(async)` read frames without blocking, and
 `put_copy_data` + `flush` send our status updates. The socket is waited on with select,
 so the caller's loop stays responsive (keepalive replies, signals, writer results).
+Frames are read by a compiled twin of that loop when it can be bound (`reader.py`).
 """
 
 from __future__ import annotations
@@ -24,17 +25,27 @@ from streamer.errors import (
 )
 from streamer.lsn import format_lsn
 from streamer.runtime.dbconn import connect_replication, replication_in_recovery
+from streamer.sources.slot.reader import compiled_reader
 
 MAX_FRAMES_PER_READ: Final = 2000
+# The compiled reader's outcomes (`_speedups/_reader.pyx`) other than 0, frames read.
+_ENDED, _COPY_FAILED, _CONSUME_FAILED = -1, -2, -3
 
 
 class ReplicationStream:
     """One replication session; not thread-safe, owned by the pipeline's main loop."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, compiled: bool = True) -> None:
+        """`compiled`: read frames with the compiled twin when it is available."""
         self._url = url
         self._pgconn: pq.abc.PGconn = connect_replication(url)
         self._pgconn.nonblocking = 1
+        self._compiled_read = compiled_reader() if compiled else None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether frames are read by the compiled twin of `read_frames`' loop."""
+        return self._compiled_read is not None
 
     @property
     def fileno(self) -> int:
@@ -104,9 +115,21 @@ class ReplicationStream:
         lines = self._pgconn.get_error_message().strip().splitlines()
         return lines[0] if lines else "connection lost"
 
-    def read_frames(self, limit: int = MAX_FRAMES_PER_READ) -> list[memoryview]:
-        """All CopyData frames already received (up to `limit`), without blocking."""
+    def read_frames(self, limit: int = MAX_FRAMES_PER_READ) -> list[memoryview] | list[bytes]:
+        """All CopyData frames already received (up to `limit`), without blocking.
+
+        The loop below is the specification; the compiled twin returns the same frames as
+        bytes and, on failure, the outcome from which the same exception is raised (the
+        frames read before it are dropped with it, as here)."""
         pgconn = self._pgconn
+        read = self._compiled_read
+        if read is not None:
+            pointer: int | None = pgconn.pgconn_ptr  # type: ignore[attr-defined]  # C impls
+            if pointer is not None:  # None: finished, which the loop below reports
+                got, outcome = read(pointer, limit)
+                if outcome == 0:
+                    return got
+                raise self._compiled_failure(outcome)
         frames: list[memoryview] = []
         try:
             pgconn.consume_input()
@@ -124,6 +147,15 @@ class ReplicationStream:
         except psycopg.OperationalError as exc:
             raise SourceUnavailable(f"replication connection lost: {_first_line(exc)}") from None
         return frames
+
+    def _compiled_failure(self, outcome: int) -> SourceUnavailable:
+        """The loop's exception for a compiled read's outcome: psycopg's OperationalError
+        text (its wording, the same libpq message) or the server's end of COPY."""
+        if outcome == _ENDED:
+            return SourceUnavailable(f"the source ended the replication stream{self._end_reason()}")
+        what = "consuming input" if outcome == _CONSUME_FAILED else "receiving copy data"
+        text = f"{what} failed: {self._pgconn.get_error_message()}"
+        return SourceUnavailable(f"replication connection lost: {_first_line(text)}")
 
     def _end_reason(self) -> str:
         result = self._pgconn.get_result()
@@ -148,6 +180,6 @@ class ReplicationStream:
         self._pgconn.finish()
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException | str) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
