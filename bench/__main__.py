@@ -1,9 +1,10 @@
 """The whole suite: `python -m bench [--quick]` runs hot path, instruction counts,
-catch-up, latency, memory, the large streamed transaction and files mode in turn with
+catch-up, the target's COPY cost, latency, memory, the large streamed transaction and
+files mode in turn with
 their defaults (or their --quick sizes).
 Run a single benchmark as `python -m bench.hotpath`, `python -m bench.instructions`,
-`python -m bench.catchup`, `python -m bench.latency`, `python -m bench.memory`,
-`python -m bench.bigtxn`, `python -m bench.files`, and the profiler as
+`python -m bench.catchup`, `python -m bench.target`, `python -m bench.latency`,
+`python -m bench.memory`, `python -m bench.bigtxn`, `python -m bench.files`, and the profiler as
 `python -m bench.profile`."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import bigtxn, catchup, files, hotpath, instructions, latency, memory
+from bench import bigtxn, catchup, files, hotpath, instructions, latency, memory, target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = ["--quick"] if args.quick else []
     status = 0
-    for bench in (hotpath, instructions, catchup, latency, memory, bigtxn, files):
+    for bench in (hotpath, instructions, catchup, target, latency, memory, bigtxn, files):
         status |= bench.main(extra)
     return status
 
