@@ -69,6 +69,7 @@ cdef _bind_chunk():
     from streamer.sources.batching import TxnChunk as txn_chunk
 
     TxnChunk = txn_chunk
+    _field_count, _END_LSN, _CURSOR = 0, -1, -1
     fields = dataclasses.fields(txn_chunk)
     _field_count = 0
     if len(fields) > MAX_FIELDS or fields[0].name != "commit_time_us":
@@ -99,6 +100,14 @@ cdef _bind_chunk():
         _field_count = len(fields)
 
 
+def chunk_layout_known():
+    """Whether the compiled run builds `TxnChunk`s itself (else it leaves every frame to
+    the pure loop); for the tests."""
+    if TxnChunk is None:
+        _bind_chunk()
+    return _field_count > 0
+
+
 cdef inline void _set_slot(object obj, Py_ssize_t offset, object value):
     """Write an object slot (what the member descriptor's __set__ does)."""
     cdef PyObject** slot = <PyObject**>((<char*><PyObject*>obj) + offset)
@@ -109,10 +118,8 @@ cdef inline void _set_slot(object obj, Py_ssize_t offset, object value):
 
 
 cdef object _new_chunk(long long commit_time_us):
-    """`TxnChunk(commit_time_us)`."""
+    """`TxnChunk(commit_time_us)` (only called once `_bind_chunk` read its layout)."""
     cdef int k
-    if _field_count == 0:
-        return TxnChunk(commit_time_us)
     chunk = PyType_GenericAlloc(<PyTypeObject*>TxnChunk, 0)
     for k in range(_field_count):
         if _field_kinds[k] == 0:
@@ -244,6 +251,8 @@ def feed_plain(
     normalizer = builder.normalizer
     if TxnChunk is None:
         _bind_chunk()
+    if _field_count == 0:  # an unexpected TxnChunk layout: the pure loop does it all
+        return i, received, False
     if has_stop:
         stop = stop_lsn
     chunk = builder._open

@@ -20,6 +20,7 @@ from streamer._speedups._chars cimport PyUnicode_DATA, PyUnicode_GET_LENGTH, PyU
 from streamer._speedups._intern cimport intern_ascii
 
 cdef object _MISSING = object()
+cdef Py_ssize_t MAX_NUMBER_LENGTH = 300  # below 1e300: no double overflows
 
 
 @cython.freelist(8)
@@ -127,6 +128,8 @@ cdef Kind _number(Cursor* c):
     if c.i < c.n and (c.p[c.i] == 0x65 or c.p[c.i] == 0x45):
         return BAD  # an exponent: orjson decides
     c.length = c.i - c.start
+    if c.length > MAX_NUMBER_LENGTH:
+        return BAD  # it may overflow a double, which orjson refuses: let it say so
     return kind
 
 

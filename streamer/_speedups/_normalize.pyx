@@ -61,6 +61,8 @@ def bind(pure_normalize):
 cdef dict _status_cache = {}
 cdef dict _stripe_cache = {}
 cdef Py_ssize_t STATUS_CACHE_SIZE = 4096
+cdef Py_ssize_t CACHED_KEY_LENGTH = 64  # longer texts are not kept (payloads choose them)
+cdef Py_ssize_t CACHED_MERCHANT_LENGTH = 512
 
 
 cdef object _provider(Fields f):
@@ -88,7 +90,7 @@ cdef object _merchant(object text):
             result = _parse_merchant(text)
         except Exception:
             return None
-        if len(_merchant_cache) < STATUS_CACHE_SIZE:
+        if len(_merchant_cache) < STATUS_CACHE_SIZE and len(text) <= CACHED_MERCHANT_LENGTH:
             _merchant_cache[text] = result
     return result
 
@@ -98,11 +100,16 @@ cdef object _normalized_provider(object value):
     result = _provider_cache.get(value)
     if result is None:
         result = (<str>value).strip().lower() or "unknown"
-        if len(_provider_cache) < STATUS_CACHE_SIZE:
+        if len(_provider_cache) < STATUS_CACHE_SIZE and len(value) <= CACHED_KEY_LENGTH:
             _provider_cache[value] = result
     return result
 
 
+
+
+cdef inline bint _short(object value):
+    """Whether a cache may keep this key: a short str, or anything else (None, an int)."""
+    return type(value) is not str or len(<str>value) <= CACHED_KEY_LENGTH
 
 
 cdef object _classified(object text):
@@ -110,7 +117,7 @@ cdef object _classified(object text):
     result = _status_cache.get(text)
     if result is None:
         result = _classify(text)
-        if len(_status_cache) < STATUS_CACHE_SIZE:
+        if len(_status_cache) < STATUS_CACHE_SIZE and _short(text):
             _status_cache[text] = result
     return result
 
@@ -123,7 +130,7 @@ cdef object _stripe_classified(object text, object st_code):
         result = _stripe_cache.get(key)
         if result is None:
             result = _stripe_status(text, st_code)
-            if len(_stripe_cache) < STATUS_CACHE_SIZE:
+            if len(_stripe_cache) < STATUS_CACHE_SIZE and _short(text) and _short(st_code):
                 _stripe_cache[key] = result
         return result
     return _stripe_status(text, st_code)

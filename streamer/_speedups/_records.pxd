@@ -12,9 +12,26 @@ cdef extern from "Python.h":
     void PyTuple_SET_ITEM(object record, Py_ssize_t pos, object value)
 
 
+cdef extern from *:
+    """
+    /* CPython 3.14 caches a tuple's hash in the object (-1: not computed yet), and
+       tuple.__new__ sets it; a zeroed allocation would claim a hash of 0. */
+    static inline void streamer_reset_tuple_hash(PyObject *op) {
+    #if PY_VERSION_HEX >= 0x030E0000
+        ((PyTupleObject *)op)->ob_hash = -1;
+    #else
+        (void)op;
+    #endif
+    }
+    """
+    void streamer_reset_tuple_hash(object record)
+
+
 cdef inline object new_record(object cls, Py_ssize_t width):
     """An instance of `cls` with `width` empty slots, to be filled by `put`."""
-    return PyType_GenericAlloc(<PyTypeObject*>cls, width)
+    record = PyType_GenericAlloc(<PyTypeObject*>cls, width)
+    streamer_reset_tuple_hash(record)
+    return record
 
 
 cdef inline void put(object record, Py_ssize_t pos, object value):

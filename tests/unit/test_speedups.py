@@ -316,6 +316,44 @@ def test_encode_batch(speedups: Any) -> None:
     assert encode_batch(batch, speedups) == encode_batch(batch, None)
 
 
+@needs_hot
+def test_compiled_records_hash_like_tuples() -> None:
+    """Records the compiled code allocates itself hash and compare as the pure ones."""
+    assert hot is not None
+    data, merchant = PayloadFactory(seed=5, bad_ratio=0).one()
+    row = SourceRow("s", "t", dumps(data), dumps(merchant), None)
+    record = hot.normalize(row)
+    assert isinstance(record, Canonical)
+    assert record == pure_normalize(row)
+    assert hash(record) == hash(tuple(record)) == hash(pure_normalize(row))
+    built = hot.RowBuilder((0, 2, 3, 1, 4, -1, -1), 5)
+    source = built(encode.insert(1, ["a", "{}", "{}", "b", None, "f", None]), 0)
+    assert hash(source) == hash(tuple(source))
+
+
+@needs_hot
+def test_an_unexpected_chunk_layout_falls_back_to_the_pure_loop() -> None:
+    """A TxnChunk the compiled run cannot build (here, a field without a plain default)
+    leaves the whole run to the pure loop instead of writing slots it does not know."""
+    code = """
+import dataclasses
+from streamer.sources import batching
+from streamer.sources.batching import TxnChunk
+fields = [(f.name, f.type, f) for f in dataclasses.fields(TxnChunk)]
+fields.insert(1, ("tags", dict, dataclasses.field(default_factory=dict)))
+batching.TxnChunk = dataclasses.make_dataclass("TxnChunk", fields, slots=True)
+from tests.unit.test_speedups import assembled, backlog_frames
+frames = backlog_frames([3, 1, 2], 4)
+assert assembled(frames, 0, None, True) == assembled(frames, 0, None, False)
+from streamer._speedups import _decode
+print(_decode.chunk_layout_known())
+"""
+    assert run_python(code) == "False"
+    from streamer._speedups import _decode  # noqa: PLC0415 (built only with a compiler)
+
+    assert _decode.chunk_layout_known()
+
+
 # -- selection ----------------------------------------------------------------------------
 def run_python(code: str, **env: str) -> str:
     environ = {k: v for k, v in os.environ.items() if k != "STREAMER_PURE_PYTHON"}

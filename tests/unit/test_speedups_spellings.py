@@ -222,6 +222,14 @@ def test_fuzz_spelled_payloads(text: str) -> None:
         '{"amt": 5, "p_id": "Stripe",}',
         '{"amt": -5.5, "p_id": "Stripe"}',
         '{"amt": 0.0, "p_id": "Stripe"}',
+        # a number that overflows a double: orjson refuses the text, the pure code
+        # re-reads it exactly (-0 stays "-0"); the scanner must not read it either
+        '{"amt": 5, "p_id": "Stripe", "server_txt": -0, "x": 1' + "0" * 400 + "}",
+        '{"amt": 5, "p_id": "Stripe", "st_code": -0, "x": 1' + "0" * 400 + "}",
+        '{"provider": "PayU", "status": -0, "amount_details": {"value": 7}, "x": 1'
+        + "0" * 400
+        + "}",
+        '{"amt": "5", "p_id": "Stripe", "status": -0, "x": 1' + "0" * 400 + ".5}",
     ],
 )
 def test_spellings_at_the_edges(text: str) -> None:
