@@ -105,8 +105,6 @@ cdef object _normalized_provider(object value):
     return result
 
 
-
-
 cdef inline bint _short(object value):
     """Whether a cache may keep this key: a short str, or anything else (None, an int)."""
     return type(value) is not str or len(<str>value) <= CACHED_KEY_LENGTH
