@@ -114,13 +114,14 @@ cdef int _field(_Out out, object value) except -1:
 
 
 cdef int _format_rows(
-    list rows, tuple tail, const char* tail_text, Py_ssize_t tail_len, _Out out,
+    list rows, object tail, const char* tail_text, Py_ssize_t tail_len, _Out out,
     object fallback, object transformer,
 ) except -1:
     """Append the COPY text of `row + tail` for each row, as psycopg's `format_row_text`
     (`fallback`) would; rows with other value types, a NUL or a lone surrogate are handed
     to `fallback` itself. `tail_text`, when given, is the tail's own COPY text with a tab
-    after each value (written once per row instead of formatting the tail again)."""
+    after each value (written once per row instead of formatting the tail again); `tail`
+    may then be None, and is made from it only for a row `fallback` formats."""
     cdef Py_ssize_t mark
     cdef bint ok
     cdef tuple row
@@ -150,6 +151,8 @@ cdef int _format_rows(
             continue
         out.used = mark
         out.finish()
+        if tail is None:
+            tail = _tail_values(tail_text, tail_len)
         fallback(tuple(row) + tail, transformer, out.buf)
         out.used = out.cap = PyByteArray_GET_SIZE(out.buf)
         out.base = PyByteArray_AS_STRING(out.buf)
@@ -219,6 +222,15 @@ cdef Py_ssize_t _commit_text(object chunk, object second_iso, char* out) except 
     return SECOND_TEXT_SIZE + written
 
 
+cdef tuple _tail_values(const char* text, Py_ssize_t length):
+    """(committed_at, LSN) back from their COPY text "<committed_at>\t<LSN>\t"."""
+    cdef Py_ssize_t split = <Py_ssize_t>(<const char*>memchr(text, 0x09, length) - text)
+    return (
+        PyUnicode_DecodeASCII(text, split, NULL),
+        PyUnicode_DecodeASCII(text + split + 1, length - split - 2, NULL),
+    )
+
+
 def encode_chunks(
     list chunks, object txn_kind, object rejected_fields, object fallback, object transformer,
     bytearray canonical_out, bytearray rejected_out, object second_iso, object pure_commit_info,
@@ -227,19 +239,12 @@ def encode_chunks(
     info (`commit_info`) and the COPY text of its rows and rejected rows."""
     cdef _Out canonical = _Out(canonical_out), rejected = _Out(rejected_out)
     cdef char text[64]
-    cdef Py_ssize_t length, split
+    cdef Py_ssize_t length
     for chunk in chunks:
         if chunk.end_lsn is None or chunk.kind != txn_kind:
             continue
         length = _commit_text(chunk, second_iso, text)
-        if length < 0:
-            tail = pure_commit_info(chunk)
-        else:  # the same two values as text, for rows psycopg formats itself
-            split = <Py_ssize_t>(<char*>memchr(text, 0x09, length) - text)
-            tail = (
-                PyUnicode_DecodeASCII(text, split, NULL),
-                PyUnicode_DecodeASCII(text + split + 1, length - split - 2, NULL),
-            )
+        tail = pure_commit_info(chunk) if length < 0 else None
         _format_rows(
             chunk.canonical, tail, text if length >= 0 else NULL, length, canonical,
             fallback, transformer,

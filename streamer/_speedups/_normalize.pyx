@@ -225,10 +225,10 @@ cdef object _fast(tuple row):
     text = row[2]
     if type(text) is not str or type(row[3]) is not str:
         return None
-    if has_nul_escape(text):
-        return None
-    f = scan_payload(<str>text)
+    f = scan_payload(<str>text)  # reads no escape, so no "\u0000" either
     if f is None:
+        if has_nul_escape(text):
+            return None
         try:
             data = _loads(text)
         except _JSONDecodeError:
@@ -258,20 +258,21 @@ cdef tuple _amount_of(object value, Py_ssize_t start, Py_ssize_t length, str tex
     return parse_amount(value)
 
 
+cdef object _status_of(object preferred, object fallback):
+    """The provider's status text: the family's preferred key, else the other one
+    (`fields.status_text` for a value that is not a string)."""
+    status = preferred if preferred is not None else fallback
+    return status if type(status) is str else _status_text(status)
+
+
 cdef object _payu(tuple row, str text, Fields f):
     if not f.details_is_dict:
         return None
     currency = f.details_currency
     if currency is None:
         currency = f.currency
-    provider_status = f.status
-    if provider_status is None:
-        provider_status = f.server_txt
-    if type(provider_status) is not str:
-        provider_status = _status_text(provider_status)
-    country = f.origin_iso
-    if country is None:
-        country = f.card_country
+    provider_status = _status_of(f.status, f.server_txt)
+    country = f.origin_iso if f.origin_iso is not None else f.card_country
     provider = _provider(f)
     if provider is None:
         return None
@@ -285,14 +286,8 @@ cdef object _payu(tuple row, str text, Fields f):
 
 
 cdef object _stripe_row(tuple row, str text, Fields f):
-    provider_status = f.server_txt
-    if provider_status is None:
-        provider_status = f.status
-    if type(provider_status) is not str:
-        provider_status = _status_text(provider_status)
-    country = f.card_country
-    if country is None:
-        country = f.origin_iso
+    provider_status = _status_of(f.server_txt, f.status)
+    country = f.card_country if f.card_country is not None else f.origin_iso
     provider = _provider(f)
     if provider is None:
         return None

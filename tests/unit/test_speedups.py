@@ -354,6 +354,25 @@ print(_decode.chunk_layout_known())
     assert _decode.chunk_layout_known()
 
 
+@pytest.mark.parametrize("speedups", IMPLEMENTATIONS)
+def test_encode_batch_rows_psycopg_formats(speedups: Any) -> None:
+    """A row the compiled formatter hands to psycopg (a value type it does not write
+    itself) still gets its transaction's commit time and LSN: the same COPY bytes."""
+    builder = BatchBuilder(10_000, 1 << 30, 1.0, normalizer=pure_normalize)
+    factory = PayloadFactory(seed=8, bad_ratio=0)
+    builder.begin(820_454_400_000_000, 0.0)
+    data, merchant = factory.one()
+    builder.row(SourceRow("s1", "t1", dumps(data), dumps(merchant), None))
+    builder.commit(0x1000040)
+    chunk = builder._done[0]
+    record = chunk.canonical[0]
+    chunk.canonical.append(record._replace(source_id="s2", processing_ms=1.5))
+    chunk.rejected.append(Rejection("s3", "t3", "{}", "{}", "invalid_amount", 2.5))
+    batch = builder.take(0.0)
+    assert encode_batch(batch, speedups) == encode_batch(batch, None)
+    assert b"\t1.5\t" in encode_batch(batch, None)[0]  # type: ignore[index]
+
+
 # -- selection ----------------------------------------------------------------------------
 def run_python(code: str, **env: str) -> str:
     environ = {k: v for k, v in os.environ.items() if k != "STREAMER_PURE_PYTHON"}

@@ -141,28 +141,27 @@ class ReplicationStream:
                 elif nbytes == 0:
                     break
                 else:  # -1: the server ended COPY (shutdown, error, timeout)
-                    raise SourceUnavailable(
-                        f"the source ended the replication stream{self._end_reason()}"
-                    )
+                    raise self._ended()
         except psycopg.OperationalError as exc:
-            raise SourceUnavailable(f"replication connection lost: {_first_line(exc)}") from None
+            raise _lost(exc) from None
         return frames
 
     def _compiled_failure(self, outcome: int) -> SourceUnavailable:
         """The loop's exception for a compiled read's outcome: psycopg's OperationalError
         text (its wording, the same libpq message) or the server's end of COPY."""
         if outcome == _ENDED:
-            return SourceUnavailable(f"the source ended the replication stream{self._end_reason()}")
+            return self._ended()
         what = "consuming input" if outcome == _CONSUME_FAILED else "receiving copy data"
-        text = f"{what} failed: {self._pgconn.get_error_message()}"
-        return SourceUnavailable(f"replication connection lost: {_first_line(text)}")
+        return _lost(f"{what} failed: {self._pgconn.get_error_message()}")
 
-    def _end_reason(self) -> str:
+    def _ended(self) -> SourceUnavailable:
+        """The server ended COPY (shutdown, error, timeout): say why when it said so."""
+        reason = ""
         result = self._pgconn.get_result()
         if result is not None and result.status == pq.ExecStatus.FATAL_ERROR:
             message = result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b""
-            return ": " + message.decode(errors="replace")
-        return ""
+            reason = ": " + message.decode(errors="replace")
+        return SourceUnavailable(f"the source ended the replication stream{reason}")
 
     def send(self, message: bytes) -> None:
         """Queue a CopyData message to the server and push it out."""
@@ -178,6 +177,11 @@ class ReplicationStream:
     def close(self) -> None:
         """Close the connection; the server sees the client go and frees the slot."""
         self._pgconn.finish()
+
+
+def _lost(error: BaseException | str) -> SourceUnavailable:
+    """The replication connection failed while reading (psycopg's error, or its text)."""
+    return SourceUnavailable(f"replication connection lost: {_first_line(error)}")
 
 
 def _first_line(exc: BaseException | str) -> str:
