@@ -43,10 +43,18 @@ def once_finished(
     return reached_end or (keepalive_end >= stop_lsn and not in_transaction and not skipping)
 
 
-def should_read(ending: bool, writer_busy: bool, builder_full: bool) -> bool:
-    """Read unless ending, or unless a full batch waits for a busy writer (backpressure:
-    memory stays bounded by one batch in flight plus one waiting)."""
-    return not ending and not (writer_busy and builder_full)
+def should_read(ending: bool, batch_waiting: bool) -> bool:
+    """Read unless ending, or unless a batch's worth already waits: it goes to the writer
+    first. While the writer is busy this is the backpressure, so memory stays bounded by
+    one batch in flight plus one waiting."""
+    return not ending and not batch_waiting
+
+
+def should_prepare(writer_busy: bool, builder_full: bool, prepared: bool) -> bool:
+    """Take and encode a full batch while the writer is still busy with the previous one,
+    so the writer gets it the moment it is free (encoding it only then left the target
+    idle between batches)."""
+    return writer_busy and builder_full and not prepared
 
 
 def idle_position(

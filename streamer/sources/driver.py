@@ -28,7 +28,7 @@ from streamer.sink.base import Sink
 from streamer.sources.accounting import RunSummary, StreamLedger, record_batch
 from streamer.sources.base import Source
 from streamer.sources.batching import Batch, BatchBuilder
-from streamer.sources.decisions import Action, Turn, next_action, should_read
+from streamer.sources.decisions import Action, Turn, next_action, should_prepare, should_read
 from streamer.sources.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ class Driver:
         progress = _Progress(self.summary)
         ledger = StreamLedger()  # parked rows of this session's streamed transactions
         inflight_oldest: int | None = None  # oldest commit in the batch being written
+        prepared: Batch | None = None  # taken and encoded while the writer was busy
         while True:
             state.beat()
             # 1. finished writes: account, then tell the source what is durable
@@ -148,10 +149,9 @@ class Driver:
                 source.durable(result, time.monotonic())
             now = time.monotonic()
             ending = source.finished() or stop.is_set()
-            backpressure = writer.busy and builder.full()
             # 2. read what the source has
             drained = True
-            if should_read(ending, writer.busy, builder.full()):
+            if should_read(ending, prepared is not None or builder.full()):
                 drained = source.read(now)
             now = time.monotonic()
             # 3. hand a batch (or an idle position advance) to the writer
@@ -160,16 +160,13 @@ class Driver:
             turn = Turn(
                 ending=ending,
                 writer_busy=writer.busy,
-                batch_ready=builder.ready(now, idle=drained or ending),
-                builder_empty=builder.empty,
+                batch_ready=prepared is not None or builder.ready(now, idle=drained or ending),
+                builder_empty=builder.empty and prepared is None,
                 idle_position=None if writer.busy else source.idle_position(durable, now, ending),
             )
             action = next_action(turn)
             if action is Action.WRITE_BATCH:
-                batch = builder.take(now)
-                sink.encode(batch)
-                if failpoints.ACTIVE and batch.rows:
-                    failpoints.hit("after_decode")
+                batch, prepared = prepared or _take_encoded(builder, sink, now), None
                 inflight_oldest = batch.oldest_commit_us
                 writer.submit(batch)
             elif action is Action.ADVANCE:
@@ -178,22 +175,29 @@ class Driver:
             elif action is Action.FINISH:
                 source.tick(now, waiting=True)
                 return
+            elif should_prepare(writer.busy, builder.full(), prepared is not None):
+                prepared = _take_encoded(builder, sink, now)
             # 4. the source's periodic duties; progress, health
             waiting = drained and builder.empty and not ending
             timeout = source.tick(now, waiting)
             progress.maybe_log(now, durable)
-            pending = builder.oldest_commit_us
-            state.oldest_pending_commit_us = (
-                inflight_oldest
-                if pending is None
-                else (pending if inflight_oldest is None else min(pending, inflight_oldest))
+            unwritten = (
+                builder.oldest_commit_us,
+                None if prepared is None else prepared.oldest_commit_us,
+                inflight_oldest,
+            )
+            state.oldest_pending_commit_us = min(
+                (us for us in unwritten if us is not None), default=None
             )
             # an idle advance in flight carries no rows: still caught up
-            state.caught_up = drained and builder.empty and inflight_oldest is None
+            state.caught_up = (
+                drained and builder.empty and prepared is None and inflight_oldest is None
+            )
             if state.caught_up:
                 state.caught_up_at = time.time()
             # 5. sleep until the source, the writer or a stop has news (under backpressure
             # only the writer's news matters: we are not reading)
+            backpressure = writer.busy and (prepared is not None or builder.full())
             if drained or ending or backpressure:
                 waits = [writer.fileno]
                 if not ending:
@@ -203,6 +207,14 @@ class Driver:
                 if not builder.empty:
                     timeout = min(timeout, builder.timeout_s / 4)
                 select.select(waits, [], [], max(0.001, timeout))
+
+
+def _take_encoded(builder: BatchBuilder, sink: Sink, now: float) -> Batch:
+    batch = builder.take(now)
+    sink.encode(batch)
+    if failpoints.ACTIVE and batch.rows:
+        failpoints.hit("after_decode")
+    return batch
 
 
 def tune_interpreter() -> None:

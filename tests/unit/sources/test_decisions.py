@@ -11,6 +11,7 @@ from streamer.sources.decisions import (
     idle_position,
     next_action,
     once_finished,
+    should_prepare,
     should_read,
 )
 
@@ -47,11 +48,17 @@ def test_once_finishes_at_the_stop_position(
     assert once_finished(500, reached_end, keepalive_end, in_txn, skipping) is finished
 
 
-def test_backpressure_pauses_reading_only_when_a_full_batch_waits_for_a_busy_writer() -> None:
-    assert should_read(ending=False, writer_busy=True, builder_full=False)
-    assert should_read(ending=False, writer_busy=False, builder_full=True)
-    assert not should_read(ending=False, writer_busy=True, builder_full=True)
-    assert not should_read(ending=True, writer_busy=False, builder_full=False)
+def test_reading_pauses_while_a_full_batch_waits_and_a_busy_writer_is_backpressure() -> None:
+    assert should_read(ending=False, batch_waiting=False)
+    assert not should_read(ending=False, batch_waiting=True)  # hand it over first
+    assert not should_read(ending=True, batch_waiting=False)
+
+
+def test_the_next_full_batch_is_prepared_only_while_the_writer_is_busy() -> None:
+    assert should_prepare(writer_busy=True, builder_full=True, prepared=False)
+    assert not should_prepare(writer_busy=False, builder_full=True, prepared=False)
+    assert not should_prepare(writer_busy=True, builder_full=False, prepared=False)
+    assert not should_prepare(writer_busy=True, builder_full=True, prepared=True)  # bound
 
 
 def test_idle_advance_is_paced_and_never_backwards() -> None:
