@@ -4,12 +4,14 @@
 
 The COPY text of the benchmark payload mix is prepared once (the real assembler,
 normalizer and COPY text code), then copied into a fresh `transactions` table of each
-variant, after a CHECKPOINT: as built, without the `source_committed_at` index, without
-any index, and with `raw` as text instead of jsonb. The figures are the median wall time
-of the COPY and its commit, and the CPU of the server backend that ran it, per row. They
-tell which target-side lever would move catch-up throughput once the target server is the
-bottleneck (see the README's Performance section); only the first variant is the schema
-streamer uses.
+variant, after a CHECKPOINT: as built; as built but fed the same rows as binary COPY data
+(captured with COPY TO, so only the server's side of a binary writer is measured); without
+the `source_committed_at` index; without any index; and with `raw` as text instead of
+jsonb. The figures are the median wall time of the COPY and its commit, and the CPU of
+the server backend that ran it, per row. They tell which target-side lever would move
+catch-up throughput once the target server is the bottleneck (see the README's Performance
+section). Streamer sends the second: binary COPY whenever every value of the batch has a
+binary form in `sink/copy_binary.py` (the benchmark mix always does), the first otherwise.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from streamer.sink.tables import TRANSACTION_COLUMNS
 from streamer.sources.batching import BatchBuilder
 from streamer.sources.slot.assembler import TransactionAssembler
 
+AS_BUILT = "as built (primary key, source_committed_at index, jsonb raw), COPY text"
+BINARY = "as built, binary COPY (what streamer sends)"
 DROP_INDEX = "DROP INDEX transactions_source_committed_at_idx"
 DROP_KEY = "ALTER TABLE transactions DROP CONSTRAINT transactions_pkey"
 VARIANTS: dict[str, list[str]] = {
-    "as built (primary key, source_committed_at index, jsonb raw)": [],
+    AS_BUILT: [],
+    BINARY: [],
     "without the source_committed_at index": [DROP_INDEX],
     "without any index": [DROP_INDEX, DROP_KEY],
     "without any index, raw as text": [
@@ -64,15 +69,26 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100
 
 
-def timed_copy(url: str, text: bytes) -> tuple[float, float]:
-    """(wall s, backend CPU s) of one COPY of `text` and its commit."""
+def binary_copy(url: str) -> bytes:
+    """The rows of `transactions` as binary COPY data (what a binary writer would send)."""
     columns = ", ".join(TRANSACTION_COLUMNS)
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        query = f"COPY transactions ({columns}) TO STDOUT (FORMAT binary)"
+        with cur.copy(query) as copy:  # type: ignore[arg-type]
+            return b"".join(bytes(block) for block in copy)
+
+
+def timed_copy(url: str, text: bytes, binary: bool = False) -> tuple[float, float]:
+    """(wall s, backend CPU s) of one COPY of `text` (binary COPY data with `binary`) and
+    its commit."""
+    columns = ", ".join(TRANSACTION_COLUMNS)
+    options = " (FORMAT binary)" if binary else ""
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
         assert row is not None
         pid = int(row[0])
         cpu, start = backend_cpu(pid), time.perf_counter()
-        with conn.cursor().copy(f"COPY transactions ({columns}) FROM STDIN") as copy:
+        with conn.cursor().copy(f"COPY transactions ({columns}) FROM STDIN{options}") as copy:
             copy.write(text)
         conn.commit()
         return time.perf_counter() - start, backend_cpu(pid) - cpu
@@ -93,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster.start()
         url = cluster.createdb("app")
+        create_tables(url, "public")
+        timed_copy(url, text)
+        binary = binary_copy(url)
+        log(f"the same rows as binary COPY data: {len(binary) / 1e6:.1f} MB")
         with psycopg.connect(url, autocommit=True) as admin:
             for name, statements in VARIANTS.items():
                 runs = []
@@ -102,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                     for statement in statements:
                         admin.execute(statement)  # type: ignore[arg-type]
                     admin.execute("CHECKPOINT")
-                    runs.append(timed_copy(url, text))
+                    if name == BINARY:
+                        runs.append(timed_copy(url, binary, binary=True))
+                    else:
+                        runs.append(timed_copy(url, text))
                 wall = statistics.median(r[0] for r in runs) * 1e6 / args.rows
                 cpu = statistics.median(r[1] for r in runs) * 1e6 / args.rows
                 results[name] = {"wall_us_per_row": round(wall, 2), "cpu_us_per_row": round(cpu, 2)}
