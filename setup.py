@@ -30,7 +30,17 @@ class OptionalBuildExt(build_ext):
             print(f"warning: streamer speedups not built ({exc}); pure Python will run")
 
 
-MODULES = ("_xml", "_intern", "_json", "_amounts", "_normalize", "_decode", "_copy", "_reader")
+MODULES = (
+    "_xml",
+    "_intern",
+    "_json",
+    "_amounts",
+    "_normalize",
+    "_decode",
+    "_copy",
+    "_copybin",
+    "_reader",
+)
 """The compiled modules (`streamer/_speedups/*.pyx`; their shared declarations in `*.pxd`)."""
 
 

@@ -8,7 +8,8 @@ the same differential and property tests against both):
 - `_normalize`: the normalizer's fast path for the common valid shapes, reading the
   payload with `_json` (a strict scanner of ASCII JSON, short strings from `_intern`),
   amounts with `_amounts` and XML blobs with `_xml`;
-- `_copy`: the COPY text of a batch;
+- `_copy`: the COPY text of a batch; `_copybin`: the binary COPY data of its canonical
+  rows;
 - `_reader`: the replication stream's frame reads (bound to psycopg's libpq at run time,
   `sources/slot/reader.py`; None in `hot` when only it failed to build).
 
@@ -36,6 +37,7 @@ def _gather() -> ModuleType | None:
     try:
         from streamer._speedups import (  # type: ignore[attr-defined]  # noqa: PLC0415
             _copy,
+            _copybin,
             _decode,
             _normalize,
         )
@@ -58,6 +60,7 @@ def _gather() -> ModuleType | None:
     namespace.feed_plain = _decode.feed_plain  # type: ignore[attr-defined]
     namespace.format_rows = _copy.format_rows  # type: ignore[attr-defined]
     namespace.encode_chunks = _copy.encode_chunks  # type: ignore[attr-defined]
+    namespace.encode_binary = _copybin.encode_transactions  # type: ignore[attr-defined]
     namespace.reader = _reader  # type: ignore[attr-defined]
     return namespace
 

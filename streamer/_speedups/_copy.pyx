@@ -40,31 +40,14 @@ cdef const char* _SPECIAL = b"\x08\t\n\x0b\x0c\r\\"  # the bytes COPY text escap
 
 
 cdef class _Out:
-    """A bytearray written through a C pointer (`used` bytes of `cap` are valid)."""
-
-    cdef bytearray buf
-    cdef char* base
-    cdef Py_ssize_t used
-    cdef Py_ssize_t cap
+    """A bytearray written through a C pointer (`used` bytes of `cap` are valid); the
+    fields and the inline writers are declared in `_copy.pxd`, for `_copybin` too."""
 
     def __cinit__(self, bytearray buf):
         self.buf = buf
         self.used = PyByteArray_GET_SIZE(buf)
         self.cap = self.used
         self.base = PyByteArray_AS_STRING(buf)
-
-    cdef inline char* reserve(self, Py_ssize_t extra) except NULL:
-        if self.used + extra > self.cap:
-            self.cap = max(self.cap * 2, self.used + extra + 4096)
-            PyByteArray_Resize(self.buf, self.cap)
-            self.base = PyByteArray_AS_STRING(self.buf)
-        return self.base + self.used
-
-    cdef inline int write_raw(self, const char* src, Py_ssize_t n) except -1:
-        cdef char* dst = self.reserve(n)
-        memcpy(dst, src, n)
-        self.used += n
-        return 0
 
     cdef int write_escaped(self, const char* src, Py_ssize_t n) except -1:
         """`src` must be NUL-terminated with no NUL inside (strcspn finds the specials)."""
@@ -234,9 +217,11 @@ cdef tuple _tail_values(const char* text, Py_ssize_t length):
 def encode_chunks(
     list chunks, object txn_kind, object rejected_fields, object fallback, object transformer,
     bytearray canonical_out, bytearray rejected_out, object second_iso, object pure_commit_info,
+    bint with_canonical,
 ):
     """`copy_text.encode_batch`'s loop: for each whole transaction chunk, its commit
-    info (`commit_info`) and the COPY text of its rows and rejected rows."""
+    info (`commit_info`) and the COPY text of its rows (`with_canonical`) and rejected
+    rows."""
     cdef _Out canonical = _Out(canonical_out), rejected = _Out(rejected_out)
     cdef char text[64]
     cdef Py_ssize_t length
@@ -245,10 +230,11 @@ def encode_chunks(
             continue
         length = _commit_text(chunk, second_iso, text)
         tail = pure_commit_info(chunk) if length < 0 else None
-        _format_rows(
-            chunk.canonical, tail, text if length >= 0 else NULL, length, canonical,
-            fallback, transformer,
-        )
+        if with_canonical:
+            _format_rows(
+                chunk.canonical, tail, text if length >= 0 else NULL, length, canonical,
+                fallback, transformer,
+            )
         if chunk.rejected:
             _format_rows(
                 [rejected_fields(row) for row in chunk.rejected], tail,

@@ -57,8 +57,11 @@ def commit_info(chunk: TxnChunk) -> tuple[str, str | None]:
     return pg_us_to_iso(chunk.commit_time_us), lsn
 
 
-def encode_batch(batch: Batch, speedups: ModuleType | None = hot) -> tuple[bytes, bytes] | None:
-    """COPY text for the batch's whole transactions (transactions, rejected rows).
+def encode_batch(
+    batch: Batch, speedups: ModuleType | None = hot, *, canonical: bool = True
+) -> tuple[bytes, bytes] | None:
+    """COPY text for the batch's whole transactions (transactions, rejected rows; without
+    `canonical`, b"" for the transactions: they go as binary COPY, copy_binary.py).
 
     One pass, commit info formatted once per transaction: with single-row transactions
     the per-transaction work is most of the cost. The lists built below are the
@@ -75,18 +78,20 @@ def encode_batch(batch: Batch, speedups: ModuleType | None = hot) -> tuple[bytes
             rejected_out,
             _second_iso,
             commit_info,
+            canonical,
         )
         return bytes(canonical_out), bytes(rejected_out)
-    canonical: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     rejected: list[tuple[Any, ...]] = []
     for chunk in batch.chunks:
         if chunk.end_lsn is None or chunk.kind != TXN:  # parked rows: sink/parking.py
             continue
         tail = commit_info(chunk)
-        canonical.extend([row + tail for row in chunk.canonical])
+        if canonical:
+            rows.extend([row + tail for row in chunk.canonical])
         if chunk.rejected:
             rejected.extend([rejected_fields(row) + tail for row in chunk.rejected])
-    canonical_text = encode_rows(canonical)
+    canonical_text = encode_rows(rows)
     rejected_text = encode_rows(rejected)
     if canonical_text is None or rejected_text is None:
         return None

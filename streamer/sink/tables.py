@@ -74,6 +74,17 @@ def missing_tables(conn: psycopg.Connection[Any], schema: str, *, files: bool = 
     return [row[0] for row in rows]
 
 
+def column_types(conn: psycopg.Connection[Any], schema: str, table: str) -> dict[str, str]:
+    """Each column's type (without its modifier, as `format_type` spells it)."""
+    rows = conn.execute(
+        "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute"
+        " WHERE attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
+        " AND attnum > 0 AND NOT attisdropped",
+        (schema, table),
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
 def ensure_tables(
     target_url: str,
     schema: str,

@@ -24,7 +24,8 @@ from streamer.runtime import failpoints
 from streamer.runtime.dbconn import connect
 from streamer.sink.base import NOTHING_LEFT_OUT, Written
 from streamer.sink.checkpoints import Checkpoints
-from streamer.sink.copy_text import commit_info, encode_batch, rejected_fields
+from streamer.sink.copy_binary import binary_fits, encode_for_copy
+from streamer.sink.copy_text import commit_info, rejected_fields
 from streamer.sink.parking import Parking
 from streamer.sink.refusals import RowInserter, is_transient
 from streamer.sink.tables import (
@@ -32,6 +33,7 @@ from streamer.sink.tables import (
     REJECTED_COLUMNS,
     TRANSACTION_COLUMNS,
     TRANSACTIONS,
+    column_types,
     ensure_tables,
 )
 from streamer.sources.batching import TXN, Batch, TxnChunk
@@ -54,6 +56,7 @@ class BatchWriter:
         self._url = url
         self._schema = schema
         self._conn: psycopg.Connection[Any] | None = None
+        self._binary_ok = False  # the table's column types allow binary COPY (`claim`)
         self.checkpoints = Checkpoints(lambda: self.conn, self._guard, schema, slot)
         ident = sql.Identifier
         self._tx = sql.SQL("{}.{}").format(ident(schema), ident(TRANSACTIONS))
@@ -93,10 +96,19 @@ class BatchWriter:
         ]
 
     def claim(self, initial_lsn: int) -> int:
-        return self.checkpoints.claim(initial_lsn)
+        claimed = self.checkpoints.claim(initial_lsn)
+        with self._guard("reading the target column types"), self.conn.transaction():
+            self._binary_ok = binary_fits(column_types(self.conn, self._schema, TRANSACTIONS))
+        if not self._binary_ok:
+            log.warning(
+                "%s.%s has altered column types: writing it with COPY text",
+                self._schema,
+                TRANSACTIONS,
+            )
+        return claimed
 
     def encode(self, batch: Batch) -> None:
-        batch.encoded = encode_batch(batch)
+        batch.encoded = encode_for_copy(batch, self._binary_ok)
 
     def write(self, batch: Batch) -> Written:
         """Commit the batch and its position; says what it left out (refused rows are
@@ -164,13 +176,17 @@ class BatchWriter:
         table: sql.Composable,
         cols: sql.Composable,
         data: bytes,
+        *,
         crash_midway: bool = False,
+        binary: bool = False,
     ) -> None:
-        """COPY rows already formatted as COPY text: only I/O here. `crash_midway`: the
-        `rejected_write` failpoint, between two lines of this very COPY."""
+        """COPY rows already formatted (as COPY text, or binary COPY data): only I/O
+        here. `crash_midway` (text only): the `rejected_write` failpoint, between two
+        lines of this very COPY."""
         if not data:
             return
-        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, cols)) as copy:
+        query = "COPY {} ({}) FROM STDIN (FORMAT binary)" if binary else "COPY {} ({}) FROM STDIN"
+        with cur.copy(sql.SQL(query).format(table, cols)) as copy:
             if crash_midway:
                 cut = data.find(b"\n") + 1
                 copy.write(data[:cut])
@@ -191,9 +207,12 @@ class BatchWriter:
         whole = [c for c in batch.chunks if c.end_lsn is not None and c.kind == TXN]
         partial = [c for c in batch.chunks if c.end_lsn is None and c.kind == TXN]
         if batch.encoded is not None:
-            self._copy_encoded(cur, self._tx, self._tx_cols, batch.encoded[0])
+            encoded = batch.encoded
             self._copy_encoded(
-                cur, self._rej, self._rej_cols, batch.encoded[1], crash_midway=failpoints.ACTIVE
+                cur, self._tx, self._tx_cols, encoded.transactions, binary=encoded.binary
+            )
+            self._copy_encoded(
+                cur, self._rej, self._rej_cols, encoded.rejected, crash_midway=failpoints.ACTIVE
             )
         else:
             self._copy(cur, self._tx, self._tx_cols, _with_commit(whole, canonical=True))

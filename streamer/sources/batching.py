@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from streamer.normalize import normalize
 from streamer.normalize.records import Canonical, Rejection, SourceRow
@@ -48,6 +49,15 @@ class TxnChunk:
         return len(self.canonical) + len(self.rejected)
 
 
+class Encoded(NamedTuple):
+    """A batch's rows prepared for COPY outside the writer thread (sink/copy_binary.py,
+    sink/copy_text.py)."""
+
+    transactions: bytes  # binary COPY data when `binary`, else COPY text
+    rejected: bytes  # COPY text
+    binary: bool
+
+
 @dataclass(slots=True)
 class Batch:
     chunks: list[TxnChunk]
@@ -56,9 +66,9 @@ class Batch:
     nbytes: int
     cursor: str | None = None  # resume position of the last whole chunk (cursor sources)
     guarded: bool = False  # rows may already be in the target: skip duplicates
-    # COPY text of the whole transactions' rows, prepared outside the writer thread
-    # (see sink/copy_text.py); None: the writer formats them itself.
-    encoded: tuple[bytes, bytes] | None = None
+    # The whole transactions' rows, prepared outside the writer thread; None: the
+    # writer formats them itself.
+    encoded: Encoded | None = None
 
     @property
     def transactions(self) -> int:
