@@ -10,7 +10,8 @@ Stages are measured cumulatively, each from scratch:
 1. decode: frames -> source rows grouped by transaction (normalization replaced by a
    no-op);
 2. + normalize: the real normalizer;
-3. + COPY text: batches taken at the default batch size and their COPY text prepared,
+3. + COPY data: batches taken at the default batch size and their COPY data prepared
+   (binary for the canonical rows, text for the rejected ones, as the writer does),
    which is all the main thread does for the writer.
 
 Each figure is the best of --repeat runs of this process's CPU time, with the interpreter
@@ -36,7 +37,7 @@ from streamer.normalize import normalize
 from streamer.normalize.records import SourceRow
 from streamer.ops.synthetic import PayloadFactory
 from streamer.pgoutput.relations import RelationCache
-from streamer.sink.copy_text import encode_batch
+from streamer.sink.copy_binary import encode_for_copy
 from streamer.sources.batching import BatchBuilder, Normalizer
 from streamer.sources.driver import MAX_BATCH_BYTES, tune_interpreter
 from streamer.sources.slot.assembler import TransactionAssembler
@@ -82,7 +83,7 @@ def _skip_normalize(row: SourceRow) -> Any:
     return row
 
 
-def replay(frames: list[bytes], normalizer: Normalizer, copy_text: bool) -> float:
+def replay(frames: list[bytes], normalizer: Normalizer, copy_data: bool) -> float:
     """CPU seconds to push the frames through the assembler (and batching)."""
     builder = BatchBuilder(DEFAULT_BATCH_SIZE, MAX_BATCH_BYTES, 0.1, normalizer=normalizer)
     assembler = TransactionAssembler(RelationCache("public", "raw_transactions"), builder, 0)
@@ -95,15 +96,15 @@ def replay(frames: list[bytes], normalizer: Normalizer, copy_text: bool) -> floa
         assembler.feed(read, 0.0)
         if builder.full() or builder.ready(0.0, idle=True):
             batch = builder.take(0.0)
-            if copy_text:
-                batch.encoded = encode_batch(batch)
+            if copy_data:
+                batch.encoded = encode_for_copy(batch)
     return time.process_time() - started
 
 
 STAGES: list[tuple[str, Callable[[SourceRow], Any], bool]] = [
     ("decode", _skip_normalize, False),
     ("+ normalize", normalize, False),
-    ("+ COPY text", normalize, True),
+    ("+ COPY data", normalize, True),
 ]
 
 
@@ -111,8 +112,8 @@ def measure(rows: int, per_txn: int, repeat: int) -> dict[str, Any]:
     log(f"synthesizing {rows:,} rows in {per_txn}-row transactions")
     frames = synthesize(rows, per_txn)
     result: dict[str, Any] = {"rows": rows, "rows_per_transaction": per_txn, "stages": {}}
-    for name, normalizer, copy_text in STAGES:
-        best = min(replay(frames, normalizer, copy_text) for _ in range(repeat))
+    for name, normalizer, copy_data in STAGES:
+        best = min(replay(frames, normalizer, copy_data) for _ in range(repeat))
         result["stages"][name] = round(best / rows * 1e6, 2)
         log(f"  {name}: {result['stages'][name]} us/row")
     return result

@@ -13,7 +13,7 @@ the host's load or CPU clock the way wall-clock ratios do.
    the counts should repeat within 0.5 %. All threads of the process are counted.
 2. **In-process hot path** (no servers, seconds): `bench.hotpath`'s synthesized frames
    replayed under callgrind through the real assembler, cumulatively by stage (decode,
-   + normalize, + COPY text), each minus a replay of no rows. What the end-to-end figure
+   + normalize, + COPY data), each minus a replay of no rows. What the end-to-end figure
    has beyond it is the driver loop, the replication reads and the writer's COPY.
 
 callgrind runs the code ~50x slower, so N stays moderate. Set `STREAMER_PURE_PYTHON=1`
@@ -48,7 +48,7 @@ from bench.common import (
 )
 
 TOTALS = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
-STAGES = ("decode", "+ normalize", "+ COPY text")
+STAGES = ("decode", "+ normalize", "+ COPY data")
 # C entry points whose inclusive cost callgrind_annotate attributes to the I/O stage.
 IO_FUNCTIONS = ("PQconsumeInput", "PQgetCopyData", "PQputCopyData", "PQputCopyEnd")
 
@@ -148,9 +148,9 @@ def worker(frames_path: str, stage: str) -> int:
 
     frames = marshal.loads(Path(frames_path).read_bytes())
     tune_interpreter()
-    for name, normalizer, copy_text in HOT_STAGES:
+    for name, normalizer, copy_data in HOT_STAGES:
         if name == stage:
-            replay(frames, normalizer, copy_text)
+            replay(frames, normalizer, copy_data)
             return 0
     raise SystemExit(f"unknown stage {stage!r}")
 
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             r = e2e[i]
             rest = [f"{r['io_per_row']:,}", f"{r['per_row'] - previous - r['io_per_row']:,}"]
         table.append([f"{h['rows_per_transaction']}/txn", *cells, *rest])
-    headers = ["backlog", "decode", "normalize", "COPY text"]
+    headers = ["backlog", "decode", "normalize", "COPY data"]
     if e2e:
         headers += ["I/O (libpq reads + COPY)", "driver, loop, writer, rest"]
     print("Where the instructions go, per row (hot path replayed in-process):\n")
