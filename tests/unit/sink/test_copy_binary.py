@@ -1,10 +1,12 @@
 """Binary COPY data of canonical rows: the pure encoder's bytes for known values, its
 refusals (the batch then goes as COPY text), and the compiled twin giving the same bytes
 or the same refusal. What the bytes mean to a real server is checked against COPY text in
-tests/integration/test_copy_binary.py."""
+tests/integration/test_copy_binary.py. A long fuzz run of the compiled twin:
+`STREAMER_FUZZ_EXAMPLES=10000 pytest tests/unit/sink/test_copy_binary.py -k fuzz`."""
 
 from __future__ import annotations
 
+import os
 import struct
 from decimal import Decimal
 from typing import Any
@@ -33,6 +35,7 @@ from streamer.sources.batching import PARK, Batch, TxnChunk
 from tests.support.binary_rows import OUTSIDE, batch_of, canonical_rows, commit_times, lsns
 
 hot = _speedups.hot
+FUZZ_EXAMPLES = int(os.environ.get("STREAMER_FUZZ_EXAMPLES", "300"))  # a long run: 10000
 needs_hot = pytest.mark.skipif(hot is None, reason="compiled speedups not built")
 IMPLEMENTATIONS = [
     pytest.param(None, id="pure"),
@@ -136,14 +139,14 @@ def test_binary_copy_leaves_the_rejected_rows_as_text() -> None:
 
 
 @needs_hot
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(canonical_rows(), min_size=1, max_size=4),
     commit_us=commit_times | st.integers(),
     end_lsn=lsns | st.integers(),
     spoil=st.none() | st.sampled_from([(f, v) for f, vs in OUTSIDE.items() for v in vs]),
 )
-def test_compiled_twin_writes_the_same_bytes(
+def test_fuzz_compiled_twin_writes_the_same_bytes(
     rows: list[Canonical], commit_us: int, end_lsn: int, spoil: tuple[str, Any] | None
 ) -> None:
     if spoil is not None:
@@ -153,11 +156,11 @@ def test_compiled_twin_writes_the_same_bytes(
 
 
 @needs_hot
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(
     amount=st.decimals(allow_nan=True, allow_infinity=True)
     | st.integers(0, 30).flatmap(lambda places: st.decimals(places=places, allow_nan=False))
 )
-def test_compiled_numeric_agrees_on_any_decimal(amount: Decimal) -> None:
+def test_fuzz_compiled_numeric_agrees_on_any_decimal(amount: Decimal) -> None:
     batch = batch_of([ROW._replace(amount=amount)])
     assert encode_transactions(batch, hot) == encode_transactions(batch, None)
