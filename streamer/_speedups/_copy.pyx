@@ -228,6 +228,8 @@ def encode_chunks(
     for chunk in chunks:
         if chunk.end_lsn is None or chunk.kind != txn_kind:
             continue
+        if not with_canonical and not chunk.rejected:
+            continue  # nothing of this transaction goes as text
         length = _commit_text(chunk, second_iso, text)
         tail = pure_commit_info(chunk) if length < 0 else None
         if with_canonical:

@@ -27,9 +27,6 @@ cdef int MAX_EXPONENT = 100
 cdef long long DAY_US = 86400000000LL
 cdef long long MIN_TIMESTAMP_US = -63082281600000000LL  # 0001-01-01
 cdef long long MAX_TIMESTAMP_US = 252455615999999999LL  # 9999-12-31 23:59:59.999999
-cdef object _LSN_LIMIT = 2 ** 64
-cdef object _INT4_MIN = -(2 ** 31)
-cdef object _INT4_LIMIT = 2 ** 31
 
 
 cdef inline void _be16(char* p, unsigned int v) noexcept:
@@ -121,13 +118,20 @@ cdef int _uuid(_Out out, object value) except -1:
 
 cdef int _int4(_Out out, object value) except -1:
     cdef char* p
+    cdef long long number
     if value is None:
         return _null(out)
-    if type(value) is not int or not (_INT4_MIN <= value < _INT4_LIMIT):
+    if type(value) is not int:
+        return 1
+    try:
+        number = value
+    except OverflowError:
+        return 1
+    if not (-2147483648LL <= number <= 2147483647LL):
         return 1
     p = out.reserve(8)
     _be32(p, 4)
-    _be32(p + 4, <unsigned int>(<int>value))
+    _be32(p + 4, <unsigned int>(<int>number))
     out.used += 8
     return 0
 
@@ -296,16 +300,23 @@ cdef int _timestamp(_Out out, object value) except -1:
 
 cdef int _commit(char* tail, object chunk) except -1:
     """source_committed_at and source_lsn into `tail` (24 bytes); 1 when out of range."""
+    cdef long long us
+    cdef unsigned long long lsn
     commit_us = chunk.commit_time_us
     end_lsn = chunk.end_lsn
     if type(commit_us) is not int or type(end_lsn) is not int:
         return 1
-    if not (MIN_TIMESTAMP_US <= commit_us <= MAX_TIMESTAMP_US) or not (0 <= end_lsn < _LSN_LIMIT):
+    try:
+        us = commit_us
+        lsn = end_lsn  # raises for a negative one, or one of 2**64 and more
+    except OverflowError:
+        return 1
+    if not (MIN_TIMESTAMP_US <= us <= MAX_TIMESTAMP_US):
         return 1
     _be32(tail, 8)
-    _be64(tail + 4, <unsigned long long>(<long long>commit_us))
+    _be64(tail + 4, <unsigned long long>us)
     _be32(tail + 12, 8)
-    _be64(tail + 16, <unsigned long long>end_lsn)
+    _be64(tail + 16, lsn)
     return 0
 
 

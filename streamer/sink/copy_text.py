@@ -86,6 +86,8 @@ def encode_batch(
     for chunk in batch.chunks:
         if chunk.end_lsn is None or chunk.kind != TXN:  # parked rows: sink/parking.py
             continue
+        if not canonical and not chunk.rejected:
+            continue  # nothing of this transaction goes as text
         tail = commit_info(chunk)
         if canonical:
             rows.extend([row + tail for row in chunk.canonical])
