@@ -34,6 +34,7 @@ FIELD_COUNT: Final = struct.pack("!h", len(TRANSACTION_COLUMNS))
 NULL: Final = b"\xff\xff\xff\xff"  # field length -1
 
 MAX_DIGITS: Final = 100  # a decimal's coefficient digits
+MAX_FIELD_BYTES: Final = 0x3FFFFFFF  # beyond PostgreSQL's 1 GB field limit anyway
 MAX_EXPONENT: Final = 100  # |exponent| of a decimal
 NUMERIC_NEG: Final = 0x4000
 JSONB_VERSION: Final = b"\x01"
@@ -84,7 +85,7 @@ def text_field(value: Any) -> bytes | None:
         data = value.encode()
     except UnicodeEncodeError:  # a lone surrogate: psycopg says what is wrong
         return None
-    if b"\x00" in data:
+    if b"\x00" in data or len(data) > MAX_FIELD_BYTES:
         return None
     return struct.pack("!i", len(data)) + data
 

@@ -98,3 +98,17 @@ def encode_batch(
     if canonical_text is None or rejected_text is None:
         return None
     return canonical_text, rejected_text
+
+
+def rows_with_commit(chunks: list[TxnChunk], canonical: bool) -> Iterable[tuple[Any, ...]]:
+    """Rows of the chunks with (source_committed_at, source_lsn) appended; no LSN column
+    for chunks of an unfinished transaction (they go to the spill tables)."""
+    for chunk in chunks:
+        committed, lsn = commit_info(chunk)
+        tail: tuple[Any, ...] = (committed, lsn) if lsn is not None else (committed,)
+        if canonical:
+            for row in chunk.canonical:
+                yield (*row, *tail)
+        else:
+            for rejected in chunk.rejected:
+                yield (*rejected_fields(rejected), *tail)

@@ -23,9 +23,10 @@ from streamer.lsn import format_lsn
 from streamer.runtime import failpoints
 from streamer.runtime.dbconn import connect
 from streamer.sink.base import NOTHING_LEFT_OUT, Written
+from streamer.sink.binary_guard import BinaryGuard, TypesChanged
 from streamer.sink.checkpoints import Checkpoints
-from streamer.sink.copy_binary import binary_fits, encode_for_copy
-from streamer.sink.copy_text import commit_info, rejected_fields
+from streamer.sink.copy_binary import encode_for_copy
+from streamer.sink.copy_text import rows_with_commit
 from streamer.sink.parking import Parking
 from streamer.sink.refusals import RowInserter, is_transient
 from streamer.sink.tables import (
@@ -33,7 +34,6 @@ from streamer.sink.tables import (
     REJECTED_COLUMNS,
     TRANSACTION_COLUMNS,
     TRANSACTIONS,
-    column_types,
     ensure_tables,
 )
 from streamer.sources.batching import TXN, Batch, TxnChunk
@@ -56,7 +56,7 @@ class BatchWriter:
         self._url = url
         self._schema = schema
         self._conn: psycopg.Connection[Any] | None = None
-        self._binary_ok = False  # the table's column types allow binary COPY (`claim`)
+        self.binary = BinaryGuard(schema)  # may the canonical rows go as binary COPY
         self.checkpoints = Checkpoints(lambda: self.conn, self._guard, schema, slot)
         ident = sql.Identifier
         self._tx = sql.SQL("{}.{}").format(ident(schema), ident(TRANSACTIONS))
@@ -98,17 +98,11 @@ class BatchWriter:
     def claim(self, initial_lsn: int) -> int:
         claimed = self.checkpoints.claim(initial_lsn)
         with self._guard("reading the target column types"), self.conn.transaction():
-            self._binary_ok = binary_fits(column_types(self.conn, self._schema, TRANSACTIONS))
-        if not self._binary_ok:
-            log.warning(
-                "%s.%s has altered column types: writing it with COPY text",
-                self._schema,
-                TRANSACTIONS,
-            )
+            self.binary.check(self.conn)
         return claimed
 
     def encode(self, batch: Batch) -> None:
-        batch.encoded = encode_for_copy(batch, self._binary_ok)
+        batch.encoded = encode_for_copy(batch, self.binary.ok)
 
     def write(self, batch: Batch) -> Written:
         """Commit the batch and its position; says what it left out (refused rows are
@@ -123,9 +117,13 @@ class BatchWriter:
                         if failpoints.ACTIVE:
                             failpoints.hit("before_commit")
                     return NOTHING_LEFT_OUT
+                except TypesChanged:  # rolled back: an ALTER since the types were checked
+                    batch.encoded = encode_for_copy(batch, binary_ok=False)
+                    return self.write(batch)
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     if is_transient(exc):
                         raise
+                    self.binary.note_refusal(batch, exc)
                     log.info(
                         "batch up to %s hit %s; retrying it through staging",
                         format_lsn(lsn or 0),
@@ -211,12 +209,13 @@ class BatchWriter:
             self._copy_encoded(
                 cur, self._tx, self._tx_cols, encoded.transactions, binary=encoded.binary
             )
+            self.binary.verify(cur, batch)
             self._copy_encoded(
                 cur, self._rej, self._rej_cols, encoded.rejected, crash_midway=failpoints.ACTIVE
             )
         else:
-            self._copy(cur, self._tx, self._tx_cols, _with_commit(whole, canonical=True))
-            rejected = _with_commit(whole, canonical=False)
+            self._copy(cur, self._tx, self._tx_cols, rows_with_commit(whole, canonical=True))
+            rejected = rows_with_commit(whole, canonical=False)
             if failpoints.ACTIVE and any(c.rejected for c in whole):
                 rejected = _crash_midway(rejected)
             self._copy(cur, self._rej, self._rej_cols, rejected)
@@ -255,8 +254,8 @@ class BatchWriter:
             return
         self._ensure_spill(cur)
         ident = sql.Identifier
-        self._copy(cur, ident(SPILL_TX), self._tx_cols_no_lsn, _with_commit(partial, True))
-        self._copy(cur, ident(SPILL_REJ), self._rej_cols_no_lsn, _with_commit(partial, False))
+        self._copy(cur, ident(SPILL_TX), self._tx_cols_no_lsn, rows_with_commit(partial, True))
+        self._copy(cur, ident(SPILL_REJ), self._rej_cols_no_lsn, rows_with_commit(partial, False))
 
     def _unspill(self, cur: psycopg.Cursor[Any], chunk: TxnChunk, guarded: bool) -> None:
         """Move a large transaction's parked rows into the real tables at its commit."""
@@ -302,7 +301,7 @@ class BatchWriter:
                 ).format(s=sql.Identifier(stage), c=cols, t=table)
             )
             cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
-            self._copy(cur, sql.Identifier(stage), cols, _with_commit(whole, canonical))
+            self._copy(cur, sql.Identifier(stage), cols, rows_with_commit(whole, canonical))
             cur.execute(
                 sql.SQL(
                     "INSERT INTO {t} ({c}) SELECT {c} FROM {s} s WHERE NOT EXISTS"
@@ -332,20 +331,6 @@ class BatchWriter:
             raise StreamerError(
                 f"target refused {doing}: {first} (SQLSTATE {exc.sqlstate})"
             ) from None
-
-
-def _with_commit(chunks: list[TxnChunk], canonical: bool) -> Iterable[tuple[Any, ...]]:
-    """Rows of the chunks with (source_committed_at, source_lsn) appended; no LSN column
-    for chunks of an unfinished transaction (they go to the spill tables)."""
-    for chunk in chunks:
-        committed, lsn = commit_info(chunk)
-        tail: tuple[Any, ...] = (committed, lsn) if lsn is not None else (committed,)
-        if canonical:
-            for row in chunk.canonical:
-                yield (*row, *tail)
-        else:
-            for rejected in chunk.rejected:
-                yield (*rejected_fields(rejected), *tail)
 
 
 def _crash_midway(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:

@@ -18,12 +18,14 @@ from hypothesis import strategies as st
 from streamer import _speedups
 from streamer.normalize.records import Canonical, Rejection
 from streamer.sink.copy_binary import (
+    BINARY_TYPES,
     FIELD_COUNT,
     HEADER,
     MAX_TIMESTAMP_US,
     MIN_TIMESTAMP_US,
     NULL,
     TRAILER,
+    binary_fits,
     commit_fields,
     encode_for_copy,
     encode_transactions,
@@ -31,6 +33,8 @@ from streamer.sink.copy_binary import (
     timestamp_field,
     uuid_field,
 )
+from streamer.sink.copy_text import encode_batch
+from streamer.sink.tables import TRANSACTION_COLUMNS
 from streamer.sources.batching import PARK, Batch, TxnChunk
 from tests.support.binary_rows import OUTSIDE, batch_of, canonical_rows, commit_times, lsns
 
@@ -88,6 +92,32 @@ def test_uuid_is_its_16_bytes_whatever_the_case() -> None:
         == uuid_field(SID.upper())
         == b"\0\0\0\x10" + bytes.fromhex(SID.replace("-", ""))
     )
+
+
+def test_binary_fits_only_streamers_own_column_types() -> None:
+    own = dict(zip(TRANSACTION_COLUMNS, BINARY_TYPES, strict=True))
+    assert binary_fits(own)
+    assert binary_fits({**own, "ingested_at": "timestamp with time zone"})  # not sent
+    assert not binary_fits({**own, "amount": "double precision"})
+    assert not binary_fits({**own, "processing_ms": "bigint"})
+    assert not binary_fits({c: t for c, t in own.items() if c != "raw"})
+    assert not binary_fits({})  # no table
+
+
+@pytest.mark.parametrize("speedups", IMPLEMENTATIONS)
+def test_copy_text_of_the_rejected_rows_alone(speedups: Any) -> None:
+    """With the canonical rows sent as binary, COPY text carries the rejected ones only,
+    and the commit info of transactions without any is not even formatted."""
+    rejection = Rejection(SID, SID, "{}", "{}", "invalid_amount", "x")
+    chunks = [
+        TxnChunk(10**15, end_lsn=1, canonical=[ROW]),
+        TxnChunk(2 * 10**15, end_lsn=2, canonical=[ROW], rejected=[rejection]),
+    ]
+    batch = Batch(chunks, 2, 3, 0)
+    text = encode_batch(batch, speedups, canonical=False)
+    assert text == encode_batch(batch, None, canonical=False)
+    assert text is not None and text[0] == b""
+    assert text[1] == encode_batch(batch, None)[1]  # type: ignore[index]
 
 
 def test_commit_info_bounds() -> None:
