@@ -50,9 +50,16 @@ def run_slot(
     )
 
     def sink() -> BatchWriter:
-        return BatchWriter(target_url, settings.target_schema, settings.slot)
+        return BatchWriter(
+            target_url, settings.target_schema, settings.slot, binary_copy=binary_copy(settings)
+        )
 
     return _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
+
+
+def binary_copy(settings: Settings) -> bool:
+    """Whether the run's writers may use binary COPY (`STREAMER_COPY_FORMAT`)."""
+    return settings.copy_format == "auto"
 
 
 def run_poll(
@@ -65,7 +72,12 @@ def run_poll(
     source = PollSource(settings, once)
 
     def sink() -> BatchWriter:
-        return BatchWriter(target_url, settings.target_schema, marker_name(settings))
+        return BatchWriter(
+            target_url,
+            settings.target_schema,
+            marker_name(settings),
+            binary_copy=binary_copy(settings),
+        )
 
     summary = _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
     return summary, source.line(summary)
@@ -84,7 +96,9 @@ def run_files(
     source = FilesSource(settings, once, metrics)
 
     def sink() -> BatchWriter:
-        return FilesWriter(target_url, settings.target_schema, bucket, prefix)
+        return FilesWriter(
+            target_url, settings.target_schema, bucket, prefix, binary_copy=binary_copy(settings)
+        )
 
     summary = _driver(settings, source, sink, metrics=metrics, stop=stop, state=state).run(once)
     return summary, source.line(summary)

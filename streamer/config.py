@@ -27,6 +27,7 @@ DEFAULT_POLL_OVERLAP_S = 300
 DEFAULT_FILES_WORKERS = 4
 DEFAULT_FILES_MAX_BYTES = 256 * 1024 * 1024
 SLOT_FAILOVER = ("auto", "on", "off")  # auto: on when the source runs PostgreSQL 17+
+COPY_FORMATS = ("auto", "text")  # auto: binary COPY where the values and column types allow
 DEFAULT_FILES_LOOKBACK_DAYS = 2
 TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -153,6 +154,7 @@ class Settings:
     files_max_bytes: int = DEFAULT_FILES_MAX_BYTES
     files_full_relist: bool = False
     slot_failover: str = "auto"
+    copy_format: str = "auto"
     files_lookback_days: int = DEFAULT_FILES_LOOKBACK_DAYS  # partitions re-listed
     files_sqs_url: str | None = None  # S3 event notifications, for early cycles
 
@@ -260,6 +262,9 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, Any] | None = None
         mode=_choice(pick("mode", "STREAMER_MODE", "slot"), "mode", MODES),
         slot_failover=_choice(
             pick("slot_failover", "STREAMER_SLOT_FAILOVER", "auto"), "slot failover", SLOT_FAILOVER
+        ),
+        copy_format=_choice(
+            pick("copy_format", "STREAMER_COPY_FORMAT", "auto"), "COPY format", COPY_FORMATS
         ),
         poll_interval_seconds=_int(
             pick("poll_interval", "POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_S),

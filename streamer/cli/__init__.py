@@ -73,6 +73,13 @@ COMMON_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "synchronize it (default: auto, on for 17+)",
     ),
     (
+        "copy_format",
+        "--copy-format",
+        "STREAMER_COPY_FORMAT",
+        "auto|text: how rows are copied into the target (default: auto, binary COPY where "
+        "the values and column types allow; text: always COPY text)",
+    ),
+    (
         "metrics_host",
         "--metrics-host",
         "STREAMER_METRICS_HOST",

@@ -168,9 +168,11 @@ class FilesWriter(BatchWriter):
 
     files_tables = True
 
-    def __init__(self, url: str, schema: str, bucket: str, prefix: str) -> None:
+    def __init__(
+        self, url: str, schema: str, bucket: str, prefix: str, *, binary_copy: bool = True
+    ) -> None:
         name = marker_name(bucket, prefix)
-        super().__init__(url, schema, name)
+        super().__init__(url, schema, name, binary_copy=binary_copy)
         self.checkpoints: FileCheckpoints = FileCheckpoints(
             lambda: self.conn, self._guard, schema, name, schema=schema
         )

@@ -52,11 +52,12 @@ class BatchWriter:
 
     files_tables = False  # `prepare` also creates files mode's tables (sink/files.py)
 
-    def __init__(self, url: str, schema: str, slot: str) -> None:
+    def __init__(self, url: str, schema: str, slot: str, *, binary_copy: bool = True) -> None:
         self._url = url
         self._schema = schema
         self._conn: psycopg.Connection[Any] | None = None
         self.binary = BinaryGuard(schema)  # may the canonical rows go as binary COPY
+        self._binary_copy = binary_copy  # False: COPY text always (STREAMER_COPY_FORMAT)
         self.checkpoints = Checkpoints(lambda: self.conn, self._guard, schema, slot)
         ident = sql.Identifier
         self._tx = sql.SQL("{}.{}").format(ident(schema), ident(TRANSACTIONS))
@@ -97,8 +98,9 @@ class BatchWriter:
 
     def claim(self, initial_lsn: int) -> int:
         claimed = self.checkpoints.claim(initial_lsn)
-        with self._guard("reading the target column types"), self.conn.transaction():
-            self.binary.check(self.conn)
+        if self._binary_copy:
+            with self._guard("reading the target column types"), self.conn.transaction():
+                self.binary.check(self.conn)
         return claimed
 
     def encode(self, batch: Batch) -> None:

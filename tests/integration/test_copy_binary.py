@@ -25,6 +25,11 @@ from tests.support.binary_rows import batch_of, canonical_rows, commit_times, ls
 from .conftest import Lab
 
 COLUMNS = ", ".join(TRANSACTION_COLUMNS)
+ROW = Canonical(
+    "6f1a2b3c-9d8e-4f70-8a1b-2c3d4e5f6a7b", "8d3b7d5e-1c2f-4a6b-9e0d-1f2a3b4c5d01",
+    "m", None, "US", "stripe", "json", Decimal("1.50"), "USD", "approved", None, "US",
+    7, "{}", None,
+)  # fmt: skip
 STORED = "SELECT {} FROM {{}}.transactions ORDER BY source_id".format(
     ", ".join(f"{column}::text" for column in TRANSACTION_COLUMNS)
 )
@@ -88,11 +93,7 @@ def test_altered_column_types_get_copy_text_and_the_same_rows(lab: Lab) -> None:
 
 def test_the_writer_sends_binary_only_into_its_own_column_types(lab: Lab) -> None:
     assert lab.cli("init").returncode == 0
-    row = Canonical(
-        "6f1a2b3c-9d8e-4f70-8a1b-2c3d4e5f6a7b", "8d3b7d5e-1c2f-4a6b-9e0d-1f2a3b4c5d01",
-        "m", None, "US", "stripe", "json", Decimal("1.50"), "USD", "approved", None, "US",
-        7, "{}", None,
-    )  # fmt: skip
+    row = ROW
     writer = BatchWriter(lab.target_url, "public", lab.name)
     try:
         writer.claim(0)
@@ -126,3 +127,23 @@ def test_the_writer_sends_binary_only_into_its_own_column_types(lab: Lab) -> Non
         assert not writer.binary.ok
     finally:
         writer.close()
+
+
+def test_copy_format_text_never_sends_binary(lab: Lab) -> None:
+    """STREAMER_COPY_FORMAT=text: the escape hatch for a target that cannot take binary
+    COPY. The writer then does not even look at the column types."""
+    assert lab.cli("init").returncode == 0
+    writer = BatchWriter(lab.target_url, "public", lab.name, binary_copy=False)
+    try:
+        writer.claim(0)
+        batch = batch_of([ROW], 0, 16)
+        writer.encode(batch)
+        assert batch.encoded is not None and not batch.encoded.binary
+        writer.write(batch)
+        assert lab.scalar(lab.target_url, "SELECT amount::text FROM transactions") == "1.50"
+    finally:
+        writer.close()
+    lab.insert(list(SEED_ROWS) * 2, per_txn=5)
+    result = lab.cli("run", "--once", env=lab.env(STREAMER_COPY_FORMAT="text"))
+    assert result.returncode == 0, result.stderr
+    assert lab.scalar(lab.target_url, "SELECT count(*) FROM transactions") > 1

@@ -108,6 +108,14 @@ def test_slot_failover_setting() -> None:
         load_settings({"STREAMER_SLOT_FAILOVER": "yes"})
 
 
+def test_copy_format_setting() -> None:
+    assert load_settings({}).copy_format == "auto"
+    assert load_settings({"STREAMER_COPY_FORMAT": "TEXT"}).copy_format == "text"
+    assert load_settings({}, {"copy_format": "text"}).copy_format == "text"
+    with pytest.raises(ConfigError, match="COPY format must be one of auto, text"):
+        load_settings({"STREAMER_COPY_FORMAT": "binary"})
+
+
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/lake-events"
 
 
