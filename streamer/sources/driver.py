@@ -178,7 +178,7 @@ class Driver:
             elif should_prepare(writer.busy, builder.full(), prepared is not None):
                 prepared = _take_encoded(builder, sink, now)
             # 4. the source's periodic duties; progress, health
-            waiting = drained and builder.empty and not ending
+            waiting = drained and builder.empty and prepared is None and not ending
             timeout = source.tick(now, waiting)
             progress.maybe_log(now, durable)
             unwritten = (
