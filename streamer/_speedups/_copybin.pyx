@@ -24,7 +24,6 @@ cdef int FIELDS = 17  # TRANSACTION_COLUMNS
 cdef int CANONICAL_FIELDS = 15
 cdef int MAX_DIGITS = 100
 cdef int MAX_EXPONENT = 100
-cdef long long DAY_US = 86400000000LL
 cdef long long MIN_TIMESTAMP_US = -63082281600000000LL  # 0001-01-01
 cdef long long MAX_TIMESTAMP_US = 252455615999999999LL  # 9999-12-31 23:59:59.999999
 
@@ -144,7 +143,7 @@ cdef int _numeric(_Out out, object value) except -1:
     cdef char digits[2 * 100 + 8]  # coefficient, then zeros up to the group boundary
     cdef int count = 0, fraction = 0, exponent = 0, exp_digits = 0, dscale, groups, zeros
     cdef int weight, first, g, k, group
-    cdef bint negative = False, exp_negative = False, seen = False
+    cdef bint negative = False, exp_negative = False, seen = False, point = False
     cdef unsigned short values[60]
     cdef char* p
     if value is None:
@@ -156,25 +155,20 @@ cdef int _numeric(_Out out, object value) except -1:
     if i < n and s[i] == 45:  # -
         negative = True
         i += 1
-    while i < n and 48 <= s[i] <= 57:
-        if seen or s[i] != 48:  # leading zeros are not coefficient digits
-            if count >= MAX_DIGITS:
-                return 1
-            digits[count] = s[i]
-            count += 1
-            seen = True
-        i += 1
-    if i < n and s[i] == 46:  # .
-        i += 1
-        while i < n and 48 <= s[i] <= 57:
-            if seen or s[i] != 48:
+    while i < n:  # digits, with at most one point among them
+        if 48 <= s[i] <= 57:
+            if seen or s[i] != 48:  # leading zeros are not coefficient digits
                 if count >= MAX_DIGITS:
                     return 1
                 digits[count] = s[i]
                 count += 1
                 seen = True
-            fraction += 1
-            i += 1
+            fraction += point
+        elif s[i] == 46 and not point:  # .
+            point = True
+        else:
+            break
+        i += 1
     if i < n and (s[i] == 69 or s[i] == 101):  # E
         i += 1
         if i < n and (s[i] == 43 or s[i] == 45):
