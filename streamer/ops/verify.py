@@ -6,10 +6,12 @@ no source row are *extra*. Source ids absent from the target are *missing* only 
 are **due**; newer ones are counted as *not yet due* and are not an error:
 
 * slot mode: a row is due when its `created_at` is at most the commit time of the last
-  applied source transaction (the newest `source_committed_at` at or below the checkpoint
-  LSN) minus `--settle` seconds. The source records no commit LSN per row, and
-  `created_at` is the start of the inserting transaction, so a transaction still open when
-  the checkpoint was written could otherwise be reported; the settle window absorbs
+  applied source transaction (kept in the checkpoint row as `applied_commit_at`, so
+  deleting the newest rows cannot hide them; for a checkpoint older than that column, the
+  newest `source_committed_at` at or below the checkpoint LSN) minus `--settle` seconds.
+  The source records no commit LSN per row, and `created_at` is the start of the
+  inserting transaction, so a transaction still open when the checkpoint was written
+  could otherwise be reported; the settle window absorbs
   transactions shorter than it. Rows newer than the last applied commit are in flight.
   When the source has `track_commit_timestamp = on`, a row is due as soon as its
   inserting transaction (`pg_xact_commit_timestamp(xmin)`) committed before the last
@@ -166,9 +168,13 @@ def _cutoff(
     schema = sql.Identifier(settings.target_schema)
     name = settings.slot if settings.mode == "slot" else marker_name(settings)
     try:
+        # applied_commit_at through to_jsonb: a target an older version created lacks the
+        # column until the next `run` or `init` adds it, and verify only reads.
         row = conn.execute(
             sql.SQL(
-                "SELECT lsn::text, backfill, backfill_cursor FROM {}.{} WHERE slot_name = %s"
+                "SELECT lsn::text, backfill, backfill_cursor,"
+                " (to_jsonb(c) ->> 'applied_commit_at')::timestamptz"
+                " FROM {}.{} c WHERE slot_name = %s"
             ).format(schema, sql.Identifier(CHECKPOINTS)),
             (name,),
         ).fetchone()
@@ -185,13 +191,15 @@ def _cutoff(
         report.checkpoint = str(marker) if marker is not None else None
         return marker - timedelta(seconds=settings.poll_overlap_seconds) if marker else None
     report.checkpoint, report.backfill = row[0], row[1]
+    # The checkpoint's own record of the newest applied commit, which deleted rows cannot
+    # take back; the rows' newest commit covers checkpoints written before it was kept.
     last = conn.execute(
         sql.SQL(
-            "SELECT greatest("
+            "SELECT greatest(%(applied)s::timestamptz,"
             "(SELECT max(source_committed_at) FROM {s}.{tx} WHERE source_lsn <= %(c)s::pg_lsn),"
             " (SELECT max(source_committed_at) FROM {s}.{rej} WHERE source_lsn <= %(c)s::pg_lsn))"
         ).format(s=schema, tx=sql.Identifier(TRANSACTIONS), rej=sql.Identifier(REJECTED)),
-        {"c": row[0]},
+        {"c": row[0], "applied": row[3]},
     ).fetchone()
     applied: datetime | None = last[0] if last else None
     report.last_applied = str(applied) if applied is not None else None

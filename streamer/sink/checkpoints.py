@@ -16,6 +16,7 @@ from psycopg import sql
 
 from streamer.errors import Fenced
 from streamer.lsn import format_lsn, parse_lsn
+from streamer.pgtime import pg_us_to_iso
 from streamer.sink.tables import CHECKPOINTS
 from streamer.sources.batching import Batch
 
@@ -106,16 +107,24 @@ class Checkpoints:
         return row is not None
 
     def fence(self, cur: psycopg.Cursor[Any], batch: Batch) -> None:
-        """Inside the batch's transaction: move the checkpoint (never backwards) and the
-        cursor, if this writer still owns the row; otherwise nothing may commit."""
-        lsn = batch.checkpoint_lsn
+        """Inside the batch's transaction: move the checkpoint (never backwards), the
+        cursor and the newest applied commit time, if this writer still owns the row;
+        otherwise nothing may commit."""
+        lsn, applied = batch.checkpoint_lsn, batch.newest_commit_us
         cur.execute(
             sql.SQL(
                 "UPDATE {} SET lsn = GREATEST(lsn, coalesce(%s::pg_lsn, lsn)), updated_at = now(),"
-                " backfill_cursor = coalesce(%s, backfill_cursor)"
+                " backfill_cursor = coalesce(%s, backfill_cursor),"
+                " applied_commit_at = GREATEST(applied_commit_at, %s::timestamptz)"
                 " WHERE slot_name = %s AND epoch = %s"
             ).format(self._table),
-            (format_lsn(lsn) if lsn is not None else None, batch.cursor, self.name, self.epoch),
+            (
+                format_lsn(lsn) if lsn is not None else None,
+                batch.cursor,
+                pg_us_to_iso(applied) if applied is not None else None,
+                self.name,
+                self.epoch,
+            ),
         )
         if cur.rowcount != 1:
             raise Fenced(f"the checkpoint of slot {self.name!r} was claimed by another writer")

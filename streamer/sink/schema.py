@@ -82,6 +82,9 @@ def build_metadata(schema: str, *, files: bool = False) -> sa.MetaData:
         # the last source id copied, committed with each chunk so a killed copy resumes.
         sa.Column("backfill", sa.Text),
         sa.Column("backfill_cursor", sa.Text),
+        # Commit time of the newest source transaction applied (slot mode): `verify`'s
+        # "due" cutoff, kept here because the rows that showed it may have been deleted.
+        sa.Column("applied_commit_at", sa.TIMESTAMP(timezone=True)),
         sa.Column("updated_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=now),
     )
     _parked_tables(metadata)

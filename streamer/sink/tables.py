@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from streamer.runtime.dbconn import connect, translated
 
@@ -55,6 +56,10 @@ PARKED_KEYS = ("slot_name", "xid", "subxid")
 PARKED_COLUMNS = PARKED_KEYS + TRANSACTION_COLUMNS[:-2]
 PARKED_REJECTED_COLUMNS = PARKED_KEYS + REJECTED_COLUMNS[:-2]
 
+# Columns a later version added to a table: `ensure_tables` adds them to tables an earlier
+# version created. (table, column, type)
+ADDED_COLUMNS = ((CHECKPOINTS, "applied_commit_at", "timestamptz"),)
+
 ALL_TABLES = (TRANSACTIONS, REJECTED, CHECKPOINTS, PARKED, PARKED_REJECTED)
 FILES_TABLES = (PROCESSED_FILES, FILE_RECORDS)
 
@@ -72,6 +77,19 @@ def missing_tables(conn: psycopg.Connection[Any], schema: str, *, files: bool = 
         (list(wanted_tables(files)), schema),
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def missing_columns(conn: psycopg.Connection[Any], schema: str) -> list[tuple[str, str, str]]:
+    """The `ADDED_COLUMNS` that existing tables in `schema` lack."""
+    tables, columns, types = (list(part) for part in zip(*ADDED_COLUMNS, strict=True))
+    rows = conn.execute(
+        "SELECT t, c, ty FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+        " AS a(t, c, ty, n) WHERE to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = c AND NOT attisdropped"
+        " AND attrelid = to_regclass(format('%%I.%%I', %s::text, t))) ORDER BY n",
+        (tables, columns, types, schema, schema),
+    ).fetchall()
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 def column_types(conn: psycopg.Connection[Any], schema: str, table: str) -> dict[str, str]:
@@ -92,18 +110,37 @@ def ensure_tables(
     *,
     files: bool = False,
 ) -> list[str]:
-    """Create missing target tables; SQLAlchemy is only imported when one is missing.
-    `conn` (else a connection of its own) is only used to look."""
+    """Create missing target tables, and add the columns a later version added to
+    existing ones; one line per thing done. SQLAlchemy is only imported when a table is
+    missing. `conn` (else a connection of its own) is only used to look."""
     with translated("target", target_url, "creating the target tables"):
         if conn is None:
             with connect("target", target_url, autocommit=True) as own:
                 missing = missing_tables(own, schema, files=files)
+                columns = missing_columns(own, schema)
         else:
             missing = missing_tables(conn, schema, files=files)
+            columns = missing_columns(conn, schema)
             if not conn.autocommit:
                 conn.rollback()
+        done = add_columns(target_url, schema, columns) if columns else []
         if not missing:
-            return []
+            return done
         from streamer.sink.schema import create_tables  # noqa: PLC0415
 
-        return create_tables(target_url, schema, files=files)
+        return done + create_tables(target_url, schema, files=files)
+
+
+def add_columns(target_url: str, schema: str, columns: list[tuple[str, str, str]]) -> list[str]:
+    """ALTER TABLE … ADD COLUMN IF NOT EXISTS (another streamer may be doing the same)."""
+    with connect("target", target_url, autocommit=True) as conn:
+        for table, column, sql_type in columns:
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    sql.Identifier(schema),
+                    sql.Identifier(table),
+                    sql.Identifier(column),
+                    sql.SQL(sql_type),
+                )
+            )
+    return [f"added column {schema}.{table}.{column}" for table, column, _ in columns]

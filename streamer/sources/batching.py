@@ -88,6 +88,19 @@ class Batch:
                 return chunk.commit_time_us
         return None
 
+    @property
+    def newest_commit_us(self) -> int | None:
+        """Commit time of the newest source transaction this batch completes (a chunk
+        that continues in a later batch has not committed here, nor have parked rows)."""
+        return max(
+            (
+                chunk.commit_time_us
+                for chunk in self.chunks
+                if (chunk.kind == TXN and chunk.end_lsn is not None) or chunk.kind == STREAM_COMMIT
+            ),
+            default=None,
+        )
+
 
 class BatchBuilder:
     """Accumulates Begin / row / Commit events; says when a batch is due and hands it out.

@@ -1,7 +1,7 @@
 from decimal import Decimal
 
 from streamer.normalize.records import Canonical, Rejection
-from streamer.sources.batching import BatchBuilder
+from streamer.sources.batching import PARK, STREAM_COMMIT, Batch, BatchBuilder, TxnChunk
 
 
 def canonical(i: int) -> Canonical:
@@ -116,3 +116,21 @@ def test_full_means_a_batch_is_waiting_not_merely_old() -> None:
     assert b.ready(1.0, idle=False) and not b.full()  # old enough to write, keep reading
     txn(b, 200, 6)
     assert b.full()
+
+
+def test_newest_commit_counts_only_transactions_the_batch_completes() -> None:
+    """What the fence records as the newest applied commit (`verify`'s cutoff)."""
+    b = BatchBuilder(max_rows=3, max_bytes=10**9, timeout_s=60)
+    b.begin(5_000, 0.0)
+    b.add(canonical(1), 10)
+    b.commit(100)
+    b.begin(9_000, 0.0)  # a large transaction: its first chunk leaves in this batch
+    for i in range(3):
+        b.add(canonical(i), 10)
+    first = b.take(0.0)
+    assert first.newest_commit_us == 5_000  # not 9,000: that one has not committed here
+    b.commit(200)
+    assert b.take(0.0).newest_commit_us == 9_000
+    assert Batch([], 300, 0, 0).newest_commit_us is None  # an idle advance
+    streamed = Batch([TxnChunk(7_000, kind=PARK), TxnChunk(6_000, kind=STREAM_COMMIT)], 400, 0, 0)
+    assert streamed.newest_commit_us == 6_000  # parked rows have not committed yet
