@@ -3,6 +3,11 @@
 The replication loop must keep answering keepalives while the target commits (a slow
 target must not get the replication connection killed by wal_sender_timeout), and reading
 the next batch while the previous one is written uses the second core.
+
+One interpreter runs both threads, and the loop is CPU-bound while it decodes: each round
+trip the writer makes before its rows flow (BEGIN, the checkpoint fence, COPY) waited for
+the GIL, for up to the loop's next switch, while the target sat idle. `submit` therefore
+steps aside until the rows flow (bounded by `HANDOFF_TIMEOUT_S`).
 """
 
 from __future__ import annotations
@@ -12,9 +17,15 @@ import os
 import queue
 import threading
 import time
+from typing import Final
 
 from streamer.sink.base import Sink, WriteResult
 from streamer.sources.batching import Batch
+
+# Longest the loop steps aside for a new batch: the writer's few round trips before its
+# rows flow take well under a millisecond on an idle GIL; a target slow to answer (a lock
+# on the checkpoint row) must not hold the loop, which answers the source's keepalives.
+HANDOFF_TIMEOUT_S: Final = 0.005
 
 
 class WriterThread:
@@ -26,6 +37,7 @@ class WriterThread:
         self._inbox: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self._outbox: queue.Queue[WriteResult | BaseException] = queue.Queue()
         self._busy = False
+        self._flowing = threading.Event()  # the batch in flight streams its rows
         # The main loop selects on this pipe together with the replication socket, so a
         # finished write wakes it immediately.
         self._wake_r, self._wake_w = os.pipe()
@@ -42,9 +54,13 @@ class WriterThread:
         return self._busy
 
     def submit(self, batch: Batch) -> None:
+        """Hand a batch over, and wait (GIL released) until its rows flow to the target,
+        the write ends, or `HANDOFF_TIMEOUT_S` passes."""
         assert not self._busy, "one batch in flight at a time"
         self._busy = True
+        self._flowing.clear()
         self._inbox.put(batch)
+        self._flowing.wait(HANDOFF_TIMEOUT_S)
 
     def results(self) -> list[WriteResult]:
         """Finished writes; re-raises the writer's exception in the caller's thread."""
@@ -71,7 +87,7 @@ class WriterThread:
                 return
             started = time.perf_counter()
             try:
-                written = self._writer.write(batch)
+                written = self._writer.write(batch, self._flowing.set)
             except BaseException as exc:  # handed to the main loop, which decides
                 self._outbox.put(exc)
             else:
@@ -79,6 +95,7 @@ class WriterThread:
                 self._outbox.put(
                     WriteResult(batch, written.refused, duration, time.time(), written.skipped)
                 )
+            self._flowing.set()
             os.write(self._wake_w, b"x")
 
     def stop(self, timeout: float = 30.0) -> None:

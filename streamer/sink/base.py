@@ -7,6 +7,7 @@ rows and the new position in one target transaction. What `write` returns is dur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -58,8 +59,10 @@ class Sink(Protocol):
         streamed transactions (the server streams those again)."""
         ...
 
-    def write(self, batch: Batch) -> Written:
-        """Commit the batch and its position in one target transaction."""
+    def write(self, batch: Batch, flowing: Callable[[], None] = ...) -> Written:
+        """Commit the batch and its position in one target transaction. `flowing` is
+        called when its rows start to stream to the target (from then on the write
+        mostly waits on the target); a write without rows may never call it."""
         ...
 
     def close(self) -> None: ...

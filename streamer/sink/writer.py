@@ -11,7 +11,7 @@ Sources that expect duplicates (poll, backfill, files) go to staging at once (`g
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -46,6 +46,10 @@ STAGE_TX: Final = "streamer_stage_transactions"
 STAGE_REJ: Final = "streamer_stage_rejected"
 
 
+def _nothing() -> None:
+    return None
+
+
 class BatchWriter:
     """Owns the target connection; used from one thread at a time (the writer thread
     while a run streams). Implements the `Sink` seam."""
@@ -68,6 +72,7 @@ class BatchWriter:
         self._rej_cols_no_lsn = sql.SQL(", ").join(map(ident, REJECTED_COLUMNS[:-1]))
         self.rows = RowInserter(schema)
         self.parking = Parking(schema, slot)
+        self._flowing: Callable[[], None] = _nothing  # the running write's (see `write`)
 
     # -- connection ------------------------------------------------------------------
     @property
@@ -106,9 +111,10 @@ class BatchWriter:
     def encode(self, batch: Batch) -> None:
         batch.encoded = encode_for_copy(batch, self.binary.ok)
 
-    def write(self, batch: Batch) -> Written:
+    def write(self, batch: Batch, flowing: Callable[[], None] = _nothing) -> Written:
         """Commit the batch and its position; says what it left out (refused rows are
-        stored as rejections, rows already present are skipped)."""
+        stored as rejections, rows already present are skipped). `flowing`: see `Sink`."""
+        self._flowing = flowing
         lsn = batch.checkpoint_lsn
         with self._guard("writing a batch"):
             if not batch.guarded:
@@ -121,7 +127,7 @@ class BatchWriter:
                     return NOTHING_LEFT_OUT
                 except TypesChanged:  # rolled back: an ALTER since the types were checked
                     batch.encoded = encode_for_copy(batch, binary_ok=False)
-                    return self.write(batch)
+                    return self.write(batch, flowing)
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     if is_transient(exc):
                         raise
@@ -166,6 +172,7 @@ class BatchWriter:
         if first is None:  # nothing to send: spare the round trips
             return
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, cols)) as copy:
+            self._flowing()
             copy.write_row(first)
             for row in rows:
                 copy.write_row(row)
@@ -187,6 +194,7 @@ class BatchWriter:
             return
         query = "COPY {} ({}) FROM STDIN (FORMAT binary)" if binary else "COPY {} ({}) FROM STDIN"
         with cur.copy(sql.SQL(query).format(table, cols)) as copy:
+            self._flowing()
             if crash_midway:
                 cut = data.find(b"\n") + 1
                 copy.write(data[:cut])

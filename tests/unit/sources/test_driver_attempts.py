@@ -4,6 +4,7 @@ write on the next session's connection."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from streamer.errors import SourceUnavailable
@@ -33,7 +34,7 @@ class FakeSink:
     def forget_parked(self) -> None:
         return None
 
-    def write(self, batch: Batch) -> Written:
+    def write(self, batch: Batch, flowing: Callable[[], None] = lambda: None) -> Written:
         return NOTHING_LEFT_OUT
 
     def close(self) -> None:
