@@ -34,10 +34,11 @@ class WriterThread:
 
     def __init__(self, writer: Sink) -> None:
         self._writer = writer
-        self._inbox: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        # each batch with its own "rows flow" event: a late signal of one batch can never
+        # end the wait for the next
+        self._inbox: queue.Queue[tuple[Batch, threading.Event] | None] = queue.Queue(maxsize=1)
         self._outbox: queue.Queue[WriteResult | BaseException] = queue.Queue()
         self._busy = False
-        self._flowing = threading.Event()  # the batch in flight streams its rows
         # The main loop selects on this pipe together with the replication socket, so a
         # finished write wakes it immediately.
         self._wake_r, self._wake_w = os.pipe()
@@ -55,12 +56,15 @@ class WriterThread:
 
     def submit(self, batch: Batch) -> None:
         """Hand a batch over, and wait (GIL released) until its rows flow to the target,
-        the write ends, or `HANDOFF_TIMEOUT_S` passes."""
+        the write ends, or `HANDOFF_TIMEOUT_S` passes. Batches whose rows are not copied
+        by the writer's own COPY (none at all, or protocol 2 streams, parked by their own
+        statements) are not waited for."""
         assert not self._busy, "one batch in flight at a time"
         self._busy = True
-        self._flowing.clear()
-        self._inbox.put(batch)
-        self._flowing.wait(HANDOFF_TIMEOUT_S)
+        flowing = threading.Event()
+        self._inbox.put((batch, flowing))
+        if batch.rows and not batch.streamed:
+            flowing.wait(HANDOFF_TIMEOUT_S)
 
     def results(self) -> list[WriteResult]:
         """Finished writes; re-raises the writer's exception in the caller's thread."""
@@ -82,12 +86,13 @@ class WriterThread:
 
     def _work(self) -> None:
         while True:
-            batch = self._inbox.get()
-            if batch is None:
+            item = self._inbox.get()
+            if item is None:
                 return
+            batch, flowing = item
             started = time.perf_counter()
             try:
-                written = self._writer.write(batch, self._flowing.set)
+                written = self._writer.write(batch, flowing.set)
             except BaseException as exc:  # handed to the main loop, which decides
                 self._outbox.put(exc)
             else:
@@ -95,7 +100,7 @@ class WriterThread:
                 self._outbox.put(
                     WriteResult(batch, written.refused, duration, time.time(), written.skipped)
                 )
-            self._flowing.set()
+            flowing.set()
             os.write(self._wake_w, b"x")
 
     def stop(self, timeout: float = 30.0) -> None:

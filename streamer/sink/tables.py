@@ -58,7 +58,10 @@ PARKED_REJECTED_COLUMNS = PARKED_KEYS + REJECTED_COLUMNS[:-2]
 
 # Columns a later version added to a table: `ensure_tables` adds them to tables an earlier
 # version created. (table, column, type)
-ADDED_COLUMNS = ((CHECKPOINTS, "applied_commit_at", "timestamptz"),)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    (CHECKPOINTS, "applied_commit_at", "timestamptz"),
+)
+ADD_COLUMN_LOCK_TIMEOUT = "10s"
 
 ALL_TABLES = (TRANSACTIONS, REJECTED, CHECKPOINTS, PARKED, PARKED_REJECTED)
 FILES_TABLES = (PROCESSED_FILES, FILE_RECORDS)
@@ -81,6 +84,8 @@ def missing_tables(conn: psycopg.Connection[Any], schema: str, *, files: bool = 
 
 def missing_columns(conn: psycopg.Connection[Any], schema: str) -> list[tuple[str, str, str]]:
     """The `ADDED_COLUMNS` that existing tables in `schema` lack."""
+    if not ADDED_COLUMNS:
+        return []
     tables, columns, types = (list(part) for part in zip(*ADDED_COLUMNS, strict=True))
     rows = conn.execute(
         "SELECT t, c, ty FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
@@ -111,8 +116,9 @@ def ensure_tables(
     files: bool = False,
 ) -> list[str]:
     """Create missing target tables, and add the columns a later version added to
-    existing ones; one line per thing done. SQLAlchemy is only imported when a table is
-    missing. `conn` (else a connection of its own) is only used to look."""
+    existing ones; one line per thing done, for the operator. SQLAlchemy is only
+    imported when a table is missing. `conn` (else a connection of its own) is only used
+    to look."""
     with translated("target", target_url, "creating the target tables"):
         if conn is None:
             with connect("target", target_url, autocommit=True) as own:
@@ -128,12 +134,17 @@ def ensure_tables(
             return done
         from streamer.sink.schema import create_tables  # noqa: PLC0415
 
-        return done + create_tables(target_url, schema, files=files)
+        created = create_tables(target_url, schema, files=files)
+        return done + [f"created target table {schema}.{name}" for name in created]
 
 
 def add_columns(target_url: str, schema: str, columns: list[tuple[str, str, str]]) -> list[str]:
-    """ALTER TABLE … ADD COLUMN IF NOT EXISTS (another streamer may be doing the same)."""
+    """ALTER TABLE … ADD COLUMN IF NOT EXISTS (another streamer may be doing the same).
+    The ALTER queues for an exclusive lock, and every fence of every streamer on this
+    target queues behind it: give up after `ADD_COLUMN_LOCK_TIMEOUT` rather than wait on
+    a session that holds the table."""
     with connect("target", target_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(ADD_COLUMN_LOCK_TIMEOUT)))
         for table, column, sql_type in columns:
             conn.execute(
                 sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(

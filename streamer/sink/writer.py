@@ -96,10 +96,7 @@ class BatchWriter:
     def prepare(self) -> list[str]:
         with self._guard("connecting to the target"):
             conn = self.conn
-        return [
-            f"created target table {self._schema}.{name}"
-            for name in ensure_tables(self._url, self._schema, conn, files=self.files_tables)
-        ]
+        return ensure_tables(self._url, self._schema, conn, files=self.files_tables)
 
     def claim(self, initial_lsn: int) -> int:
         claimed = self.checkpoints.claim(initial_lsn)
@@ -115,6 +112,12 @@ class BatchWriter:
         """Commit the batch and its position; says what it left out (refused rows are
         stored as rejections, rows already present are skipped). `flowing`: see `Sink`."""
         self._flowing = flowing
+        try:
+            return self._write(batch)
+        finally:
+            self._flowing = _nothing
+
+    def _write(self, batch: Batch) -> Written:
         lsn = batch.checkpoint_lsn
         with self._guard("writing a batch"):
             if not batch.guarded:
@@ -127,7 +130,7 @@ class BatchWriter:
                     return NOTHING_LEFT_OUT
                 except TypesChanged:  # rolled back: an ALTER since the types were checked
                     batch.encoded = encode_for_copy(batch, binary_ok=False)
-                    return self.write(batch, flowing)
+                    return self._write(batch)
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     if is_transient(exc):
                         raise

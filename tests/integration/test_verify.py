@@ -117,8 +117,14 @@ def test_a_checkpoint_table_of_an_older_version_is_upgraded(lab: Lab) -> None:
     lab.sql(lab.target_url, "ALTER TABLE streamer_checkpoints DROP COLUMN applied_commit_at")
     code, report = verify(lab)  # read-only: falls back to the rows' newest commit
     assert code == 0 and report["matched"] == 46, report
+    check = lab.cli("check")
+    assert "column streamer_checkpoints.applied_commit_at" in check.stdout + check.stderr
     generate(lab, 3)
-    assert lab.cli("run", "--once").returncode == 0
+    result = lab.cli("run", "--once")
+    assert result.returncode == 0, result.stderr
+    said = result.stdout + result.stderr
+    assert "added column public.streamer_checkpoints.applied_commit_at" in said
+    assert "created target table" not in said
     applied = lab.sql(
         lab.target_url,
         "SELECT applied_commit_at = (SELECT max(source_committed_at) FROM transactions)"

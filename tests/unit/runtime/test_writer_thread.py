@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from streamer.runtime import writer_thread
 from streamer.runtime.writer_thread import HANDOFF_TIMEOUT_S, WriterThread
 from streamer.sink.base import NOTHING_LEFT_OUT, Written
-from streamer.sources.batching import Batch
+from streamer.sources.batching import PARK, Batch, TxnChunk
 
 
 class SlowSink:
@@ -35,8 +36,14 @@ class SlowSink:
         return NOTHING_LEFT_OUT
 
 
-def batch() -> Batch:
-    return Batch([], 1, 0, 0)
+def batch(rows: int = 1) -> Batch:
+    return Batch([TxnChunk(0, 1)], 1, rows, 0)
+
+
+@pytest.fixture
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the signal (or the write's end) may end the wait, however busy the machine."""
+    monkeypatch.setattr(writer_thread, "HANDOFF_TIMEOUT_S", 5.0)
 
 
 def wait_for_result(writer: WriterThread) -> list[Any]:
@@ -48,6 +55,7 @@ def wait_for_result(writer: WriterThread) -> list[Any]:
     raise AssertionError("no result")
 
 
+@pytest.mark.usefixtures("patient")
 def test_submit_returns_once_the_rows_flow_not_when_the_write_ends() -> None:
     sink = SlowSink(before_s=0.002, after_s=5.0)
     writer = WriterThread(sink)  # type: ignore[arg-type]
@@ -85,11 +93,32 @@ class FailingSink:
         raise RuntimeError("target gone")
 
 
+@pytest.mark.usefixtures("patient")
 def test_a_failed_write_ends_the_wait_and_reaches_the_loop() -> None:
     writer = WriterThread(FailingSink())  # type: ignore[arg-type]
     try:
+        started = time.monotonic()
         writer.submit(batch())
+        assert time.monotonic() - started < 1.0
         with pytest.raises(RuntimeError, match="target gone"):
             wait_for_result(writer)
     finally:
+        writer.stop()
+
+
+@pytest.mark.usefixtures("patient")
+@pytest.mark.parametrize(
+    "quiet",
+    [Batch([], 1, 0, 0), Batch([TxnChunk(0, kind=PARK, xid=7, subxid=7)], None, 1, 0)],
+    ids=["no rows (an idle advance)", "parked rows (their own statements)"],
+)
+def test_batches_without_the_writers_copy_are_not_waited_for(quiet: Batch) -> None:
+    sink = SlowSink(before_s=0.0, after_s=5.0, signal=False)
+    writer = WriterThread(sink)  # type: ignore[arg-type]
+    try:
+        started = time.monotonic()
+        writer.submit(quiet)
+        assert time.monotonic() - started < 1.0
+    finally:
+        sink.release.set()
         writer.stop()
