@@ -14,7 +14,7 @@ from streamer.ops.checklist import Conn, Result
 from streamer.ops.checklist import one as _one
 from streamer.ops.failover_checks import failover_checks, standby_checks
 from streamer.runtime.dbconn import connect
-from streamer.sink.tables import missing_columns, missing_tables
+from streamer.sink.tables import missing
 from streamer.sources.slot import admin
 
 
@@ -139,15 +139,13 @@ def target_checks(conn: Conn, settings: Settings) -> list[Result]:
             "streamer forces it on for its own sessions; set it on server-wide too",
         )
     )
-    missing = missing_tables(conn, settings.target_schema) + [
-        f"column {table}.{column}"
-        for table, column, _ in missing_columns(conn, settings.target_schema)
-    ]
+    gaps = missing(conn, settings.target_schema)
+    absent = gaps.tables + [f"column {table}.{column}" for table, column, _ in gaps.columns]
     out.append(
         Result(
             "target tables",
-            "warn" if missing else "ok",
-            f"missing: {', '.join(missing)}" if missing else "present",
+            "warn" if absent else "ok",
+            f"missing: {', '.join(absent)}" if absent else "present",
             "run `streamer init` (it adds what an upgrade needs)",
         )
     )

@@ -3,7 +3,7 @@ need only these, and importing SQLAlchemy costs a good part of a second at start
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -72,29 +72,31 @@ def wanted_tables(files: bool) -> tuple[str, ...]:
     return ALL_TABLES + FILES_TABLES if files else ALL_TABLES
 
 
-def missing_tables(conn: psycopg.Connection[Any], schema: str, *, files: bool = False) -> list[str]:
-    """Names of the target tables (of files mode too, with `files`) missing in `schema`."""
-    rows = conn.execute(
-        "SELECT name FROM unnest(%s::text[]) WITH ORDINALITY AS t(name, n)"
-        " WHERE to_regclass(format('%%I.%%I', %s::text, name)) IS NULL ORDER BY n",
-        (list(wanted_tables(files)), schema),
-    ).fetchall()
-    return [row[0] for row in rows]
+class Missing(NamedTuple):
+    """What the target lacks: whole tables, and `ADDED_COLUMNS` of existing ones."""
+
+    tables: list[str]
+    columns: list[tuple[str, str, str]]
 
 
-def missing_columns(conn: psycopg.Connection[Any], schema: str) -> list[tuple[str, str, str]]:
-    """The `ADDED_COLUMNS` that existing tables in `schema` lack."""
-    if not ADDED_COLUMNS:
-        return []
-    tables, columns, types = (list(part) for part in zip(*ADDED_COLUMNS, strict=True))
+def missing(conn: psycopg.Connection[Any], schema: str, *, files: bool = False) -> Missing:
+    """The target tables (of files mode too, with `files`) missing in `schema`, and the
+    added columns their existing tables lack: one round trip, as it runs at every start."""
+    added = [list(part) for part in zip(*ADDED_COLUMNS, strict=True)] or [[], [], []]
     rows = conn.execute(
-        "SELECT t, c, ty FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
-        " AS a(t, c, ty, n) WHERE to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL"
+        "SELECT 0 AS k, n, name, NULL FROM unnest(%(want)s::text[]) WITH ORDINALITY AS t(name, n)"
+        " WHERE to_regclass(format('%%I.%%I', %(schema)s::text, name)) IS NULL"
+        " UNION ALL SELECT 1, n, t, c"
+        " FROM unnest(%(t)s::text[], %(c)s::text[]) WITH ORDINALITY AS a(t, c, n)"
+        " WHERE to_regclass(format('%%I.%%I', %(schema)s::text, t)) IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = c AND NOT attisdropped"
-        " AND attrelid = to_regclass(format('%%I.%%I', %s::text, t))) ORDER BY n",
-        (tables, columns, types, schema, schema),
+        " AND attrelid = to_regclass(format('%%I.%%I', %(schema)s::text, t))) ORDER BY k, n",
+        {"want": list(wanted_tables(files)), "schema": schema, "t": added[0], "c": added[1]},
     ).fetchall()
-    return [(row[0], row[1], row[2]) for row in rows]
+    return Missing(
+        [row[2] for row in rows if row[0] == 0],
+        [ADDED_COLUMNS[row[1] - 1] for row in rows if row[0] == 1],
+    )
 
 
 def column_types(conn: psycopg.Connection[Any], schema: str, table: str) -> dict[str, str]:
@@ -122,15 +124,13 @@ def ensure_tables(
     with translated("target", target_url, "creating the target tables"):
         if conn is None:
             with connect("target", target_url, autocommit=True) as own:
-                missing = missing_tables(own, schema, files=files)
-                columns = missing_columns(own, schema)
+                gaps = missing(own, schema, files=files)
         else:
-            missing = missing_tables(conn, schema, files=files)
-            columns = missing_columns(conn, schema)
+            gaps = missing(conn, schema, files=files)
             if not conn.autocommit:
                 conn.rollback()
-        done = add_columns(target_url, schema, columns) if columns else []
-        if not missing:
+        done = add_columns(target_url, schema, gaps.columns) if gaps.columns else []
+        if not gaps.tables:
             return done
         from streamer.sink.schema import create_tables  # noqa: PLC0415
 
