@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from streamer.cli import entry_point
+from streamer.launch import main
 
-entry_point()
+main()

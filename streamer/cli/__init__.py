@@ -311,8 +311,8 @@ EXIT_UNFLUSHED = 120  # what CPython exits with when it cannot flush stdout at e
 
 
 def entry_point() -> NoReturn:
-    """The process entry point (`streamer`, `python -m streamer`): `main`, then exit
-    without interpreter teardown.
+    """What the process runs once `streamer.launch` has set up the interpreter: `main`,
+    then exit without interpreter teardown.
 
     Tearing down psycopg, prometheus_client and the rest takes 50-80 ms, a twentieth of
     a short `run --once` from cron. By the time `main` returns, every command has
@@ -330,7 +330,3 @@ def entry_point() -> NoReturn:
         except (OSError, ValueError):
             code = code or EXIT_UNFLUSHED
     os._exit(code)
-
-
-if __name__ == "__main__":
-    entry_point()
