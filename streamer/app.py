@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
-
-import psycopg
 
 from streamer import __version__
 from streamer.config import Settings, url_hosts
@@ -38,9 +35,9 @@ def run_slot(
     from streamer.ops.setup import ensure_all  # noqa: PLC0415
     from streamer.sources.slot.source import SlotSource  # noqa: PLC0415
 
-    def prepare(writer: Sink, source: psycopg.Connection[Any]) -> None:
+    def prepare(writer: Sink) -> None:
         assert isinstance(writer, BatchWriter)
-        for line in ensure_all(settings, writer=writer, source=source):
+        for line in ensure_all(settings, writer=writer):
             log.info("%s", line)
 
     source_url, target_url = settings.require_urls()

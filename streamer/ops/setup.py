@@ -7,11 +7,7 @@ changes made since it disappeared are gone, and only `streamer resync` may repai
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any
-
-import psycopg
 
 from streamer.config import Settings
 from streamer.errors import SlotProblem
@@ -27,11 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def ensure_all(
-    settings: Settings,
-    backfill: str = "all",
-    *,
-    writer: BatchWriter | None = None,
-    source: psycopg.Connection[Any] | None = None,
+    settings: Settings, backfill: str = "all", *, writer: BatchWriter | None = None
 ) -> list[str]:
     """Create whatever is missing; returns one human line per thing done.
 
@@ -39,9 +31,8 @@ def ensure_all(
     rows already in the source table are copied in that snapshot before the checkpoint
     is handed to the stream. A copy that was killed part-way is resumed here.
 
-    `writer` (the caller's, left open) and `source` (an autocommit connection to the
-    source, left open) save the connections a short `run --once` would otherwise open
-    twice. The caller prints or logs the lines (once).
+    `writer` (the caller's, left open) saves a target connection, which is most of the
+    start-up of a short `run --once`. The caller prints or logs the lines (once).
     """
     source_url, target_url = settings.require_urls()
     own_writer = writer is None
@@ -54,9 +45,7 @@ def ensure_all(
         state, cursor = writer.checkpoints.backfill_state()
         with (
             translated("source", source_url, "setting up replication"),
-            contextlib.nullcontext(source)
-            if source is not None
-            else connect("source", source_url, autocommit=True) as conn,
+            connect("source", source_url, autocommit=True) as conn,
         ):
             admin.require_primary(conn, admin.server_address(conn))
             admin.check_source(conn, settings)

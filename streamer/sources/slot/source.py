@@ -17,9 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final
-
-import psycopg
+from typing import Final
 
 from streamer.config import Settings
 from streamer.errors import ConfigError, SlotProblem, SourceUnavailable
@@ -41,8 +39,7 @@ STATUS_INTERVAL_S: Final = 10.0
 RECEIVE_TIMEOUT_MIN_S: Final = 5.0
 ONCE_REPLY_INTERVAL_S: Final = 0.2
 
-# The run's setup: given the writer and the source connection that then checks the slot.
-Setup = Callable[[Sink, psycopg.Connection[Any]], object]
+Setup = Callable[[Sink], object]
 
 
 class SlotSource:
@@ -69,48 +66,43 @@ class SlotSource:
     # -- opening -----------------------------------------------------------------------
     def open(self, sink: Sink, builder: BatchBuilder) -> int:
         settings = self.settings
-        with connect("source", self.source_url, autocommit=True) as conn:
-            # The first opening runs the setup (tables, publication, slot) on this
-            # connection; its source checks are then done.
-            checked = self._setup is not None
-            if self._setup is not None:
-                self._setup(sink, conn)
-                self._setup = None
-            checkpoint = sink.checkpoints.read()
-            with translated("source", self.source_url, "checking the slot"):
-                host = admin.server_address(conn)
-                label = admin.serving_host(conn, self.source_url)
-                if not checked:
-                    admin.require_primary(conn, host)
-                    admin.check_source(conn, settings)
-                stream_url = pinned(self.source_url, conn)  # the stream checks the same server
-                info = admin.slot_info(conn, settings.slot)
-                if info is None:
-                    raise _missing_slot(settings.slot, host, checkpoint)
-                admin.validate_slot(conn, info, settings.slot)
-                current = admin.current_wal_lsn(conn)
-                if self.once and self.stop_lsn is None:
-                    self.stop_lsn = current
-                confirmed = info.confirmed_flush_lsn or 0
-                if checkpoint is not None and confirmed > checkpoint:
-                    raise SlotProblem(
-                        f"replication slot {settings.slot!r} was confirmed up to "
-                        f"{format_lsn(confirmed)}, ahead of the target checkpoint "
-                        f"{format_lsn(checkpoint)}: the changes in between are not in the "
-                        "target"
-                    )
-                if checkpoint is not None and checkpoint > current:
-                    raise SlotProblem(
-                        f"the target checkpoint {format_lsn(checkpoint)} is ahead of the WAL "
-                        f"of the source at {host} ({format_lsn(current)}): this server never "
-                        "had changes the target applied (a standby promoted before it "
-                        "received them)",
-                        hint="run `streamer resync`; set synchronized_standby_slots on the "
-                        "primary so logical changes never get ahead of the standby",
-                    )
-                enable = _failover_to_enable(
-                    settings.slot_failover, settings.slot, info, conn.info.server_version
+        if self._setup is not None:
+            self._setup(sink)
+            self._setup = None
+        checkpoint = sink.checkpoints.read()
+        with (
+            translated("source", self.source_url, "checking the slot"),
+            connect("source", self.source_url, autocommit=True) as conn,
+        ):
+            host, label = admin.server_address(conn), admin.serving_host(conn, self.source_url)
+            admin.require_primary(conn, host)
+            stream_url = pinned(self.source_url, conn)  # the stream checks the same server
+            admin.check_source(conn, settings)
+            info = admin.slot_info(conn, settings.slot)
+            if info is None:
+                raise _missing_slot(settings.slot, host, checkpoint)
+            admin.validate_slot(conn, info, settings.slot)
+            current = admin.current_wal_lsn(conn)
+            if self.once and self.stop_lsn is None:
+                self.stop_lsn = current
+            confirmed = info.confirmed_flush_lsn or 0
+            if checkpoint is not None and confirmed > checkpoint:
+                raise SlotProblem(
+                    f"replication slot {settings.slot!r} was confirmed up to "
+                    f"{format_lsn(confirmed)}, ahead of the target checkpoint "
+                    f"{format_lsn(checkpoint)}: the changes in between are not in the target"
                 )
+            if checkpoint is not None and checkpoint > current:
+                raise SlotProblem(
+                    f"the target checkpoint {format_lsn(checkpoint)} is ahead of the WAL of "
+                    f"the source at {host} ({format_lsn(current)}): this server never had "
+                    "changes the target applied (a standby promoted before it received them)",
+                    hint="run `streamer resync`; set synchronized_standby_slots on the "
+                    "primary so logical changes never get ahead of the standby",
+                )
+            enable = _failover_to_enable(
+                settings.slot_failover, settings.slot, info, conn.info.server_version
+            )
         self._stream = stream = ReplicationStream(stream_url)
         if stream.in_recovery():
             raise SourceUnavailable(f"the source at {host} became a standby; waiting for a primary")
