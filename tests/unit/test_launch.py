@@ -3,7 +3,6 @@ made is frozen; collection is on again when the command runs."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -34,15 +33,36 @@ except ImportError:
 """
 
 
-def run(script: str) -> subprocess.CompletedProcess[str]:
+# The real launcher and command line: say whether collection is on when psycopg loads,
+# and when the command runs.
+REAL = """
+import gc, sys
+
+def hook(event, args):
+    if event == "import" and args[0] == "psycopg":
+        print("psycopg imported, collection on:", gc.isenabled(), file=sys.stderr)
+
+sys.addaudithook(hook)
+import streamer.launch
+streamer.launch.main()
+"""
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", script, *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
-        env=dict(os.environ),
     )
+
+
+def test_psycopg_loads_with_collection_off_and_the_command_still_runs() -> None:
+    done = run(REAL, "--version")
+    assert done.returncode == 0, done.stderr
+    assert "psycopg imported, collection on: False" in done.stderr
+    assert done.stdout.startswith("streamer ")
 
 
 def test_collection_is_on_and_the_imports_are_frozen_when_the_command_runs() -> None:
