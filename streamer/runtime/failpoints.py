@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _SPEC = os.environ.get("STREAMER_FAILPOINT", "")
 _NAME, _, _COUNT = _SPEC.partition(":")
@@ -26,3 +30,11 @@ def hit(name: str) -> None:
     _remaining -= 1
     if _remaining <= 0:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def between(items: Iterable[T], name: str) -> Iterator[T]:
+    """`items`, passing `name` after each: a crash between two of them (inside the COPY
+    that consumes them)."""
+    for item in items:
+        yield item
+        hit(name)

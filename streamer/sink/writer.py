@@ -230,7 +230,7 @@ class BatchWriter:
             self._copy(cur, self._tx, self._tx_cols, rows_with_commit(whole, canonical=True))
             rejected = rows_with_commit(whole, canonical=False)
             if failpoints.ACTIVE and any(c.rejected for c in whole):
-                rejected = _crash_midway(rejected)
+                rejected = failpoints.between(rejected, "rejected_write")
             self._copy(cur, self._rej, self._rej_cols, rejected)
         self._finish_spilled(cur, whole, guarded=False)
         self._spill(cur, partial)
@@ -344,10 +344,3 @@ class BatchWriter:
             raise StreamerError(
                 f"target refused {doing}: {first} (SQLSTATE {exc.sqlstate})"
             ) from None
-
-
-def _crash_midway(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
-    """Failpoint `rejected_write`: die while the rejected rows are being copied."""
-    for row in rows:
-        yield row
-        failpoints.hit("rejected_write")
